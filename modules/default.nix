@@ -1,0 +1,9 @@
+# Every chainstead module, all disabled until enabled, in dependency order:
+# storage first, then the chains, then what builds on them.
+{
+  imports = [
+    ./storage.nix
+    ./bitcoind.nix
+    ./monerod.nix
+  ];
+}
