@@ -1,0 +1,118 @@
+{
+  description = "chainstead: bitcoind, Fulcrum, LND, ThunderHub and monerod on NixOS, with tiered storage, OpenBao secrets and instant channel backups";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      pkgsFor =
+        system:
+        import nixpkgs {
+          inherit system;
+          overlays = [ self.overlays.default ];
+        };
+      forAllSystems = f: lib.genAttrs systems (system: f (pkgsFor system));
+
+      # A module per component, importing what it builds on, so a user can
+      # take one without the rest (imports of the same file are merged once).
+      component = files: { imports = map (f: ./modules + "/${f}.nix") files; };
+
+      host =
+        system: path:
+        lib.nixosSystem {
+          modules = [
+            self.nixosModules.default
+            path
+            {
+              nixpkgs.hostPlatform = system;
+              nixpkgs.overlays = [ self.overlays.default ];
+            }
+          ];
+        };
+    in
+    {
+      overlays.default = import ./pkgs/overlay.nix;
+
+      nixosModules = {
+        default = ./modules;
+        storage = component [ "storage" ];
+        bitcoind = component [
+          "storage"
+          "bitcoind"
+        ];
+        monerod = component [
+          "storage"
+          "monerod"
+        ];
+      };
+
+      packages = forAllSystems (pkgs: {
+        inherit (pkgs)
+          chainstead-sync-gate
+          chainstead-secrets
+          chainstead-backup
+          thunderhub
+          ;
+        default = pkgs.chainstead-tools;
+      });
+
+      nixosConfigurations = {
+        blockchain-stack = host "x86_64-linux" ./hosts/smith/blockchain-stack;
+        demo = host "x86_64-linux" ./hosts/demo;
+      };
+
+      apps = lib.genAttrs systems (system: {
+        demo = {
+          type = "app";
+          program = "${(host system ./hosts/demo).config.system.build.vm}/bin/run-chainstead-demo-vm";
+          meta.description = "Boot the all-in-one regtest demo VM";
+        };
+      });
+
+      checks = forAllSystems (
+        pkgs:
+        let
+          vmTest = name: import (./checks + "/${name}.nix") { inherit pkgs; };
+        in
+        {
+          # The Rust workspace with its unit and replay-server tests.
+          rust-tests = pkgs.chainstead-tools;
+          module-eval = import ./checks/eval/flake-check.nix { inherit pkgs lib; };
+          lint = import ./checks/lint.nix { inherit pkgs; };
+          chainstead-storage = vmTest "storage";
+        }
+      );
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            # Rust
+            pkgs.cargo
+            pkgs.rustc
+            pkgs.clippy
+            pkgs.rustfmt
+            pkgs.rust-analyzer
+            # Nix
+            pkgs.nixfmt
+            pkgs.deadnix
+            pkgs.statix
+            # servers and tools the integration tests start
+            pkgs.monero-cli
+            pkgs.garage
+            pkgs.rclone
+            pkgs.age
+            pkgs.prometheus.cli
+            pkgs.jq
+          ];
+        };
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
+    };
+}

@@ -1,0 +1,83 @@
+# The all-in-one regtest demo: `nix run .#demo` boots it in QEMU with two
+# extra disks for the fast and bulk tiers. Log in on the console (root is
+# logged in automatically) or over SSH from the host:
+#
+#   ssh -p 2222 root@127.0.0.1          (password: chainstead)
+#
+# Everything runs on regtest: no real coins, nothing leaves the VM.
+{ modulesPath, ... }:
+let
+  # qemu-vm replaces `fileSystems` with `virtualisation.fileSystems`, so the
+  # tier mounts are declared there; the disks are formatted on first boot.
+  tierDisk = device: {
+    inherit device;
+    fsType = "ext4";
+    autoFormat = true;
+    options = [
+      "noatime"
+      "nofail"
+    ];
+  };
+in
+{
+  imports = [ (modulesPath + "/virtualisation/qemu-vm.nix") ];
+
+  networking.hostName = "chainstead-demo";
+
+  virtualisation = {
+    memorySize = 4096;
+    cores = 2;
+    diskSize = 8192;
+    graphics = false;
+    # /dev/vdb is the fast tier, /dev/vdc the bulk tier.
+    emptyDiskImages = [
+      4096
+      8192
+    ];
+    fileSystems = {
+      "/srv/fast" = tierDisk "/dev/vdb";
+      "/srv/bulk" = tierDisk "/dev/vdc";
+    };
+    forwardPorts = [
+      {
+        from = "host";
+        host.address = "127.0.0.1";
+        host.port = 2222;
+        guest.port = 22;
+      }
+    ];
+  };
+
+  services.getty.autologinUser = "root";
+  users.users.root.initialPassword = "chainstead";
+  services.openssh = {
+    enable = true;
+    settings.PermitRootLogin = "yes";
+  };
+
+  services.chainstead = {
+    storage = {
+      fast.path = "/srv/fast";
+      bulk.path = "/srv/bulk";
+    };
+
+    bitcoind = {
+      enable = true;
+      network = "regtest";
+      memory = 1024;
+    };
+
+    monerod = {
+      enable = true;
+      network = "regtest";
+      bulkSyncWarning = false;
+      # A lone fakechain node: no peers to look for, trivial mining.
+      settings = {
+        offline = true;
+        fixed-difficulty = 1;
+      };
+    };
+  };
+
+  system.stateVersion = "26.05";
+}

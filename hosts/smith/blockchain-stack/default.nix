@@ -1,0 +1,52 @@
+# The seed's node: a Proxmox VM on host Smith (4 vCPU, 12 GB RAM) with an
+# NVMe disk on Ceph RBD for the OS, LND and Fulcrum, and an HDD disk from
+# the Smith pool for chain data. Deploy from a machine with Nix:
+#
+#   nixos-rebuild switch --flake .#blockchain-stack --target-host root@<host>
+{ modulesPath, ... }:
+{
+  imports = [
+    (modulesPath + "/profiles/qemu-guest.nix")
+    ./hardware.nix
+  ];
+
+  networking.hostName = "blockchain-stack";
+
+  services.openssh = {
+    enable = true;
+    settings = {
+      PasswordAuthentication = false;
+      PermitRootLogin = "prohibit-password";
+    };
+  };
+  # Put the deploying operator's public key here.
+  users.users.root.openssh.authorizedKeys.keys = [ ];
+
+  services.chainstead = {
+    storage = {
+      # The NVMe disk is the root disk: the fast tier is a directory on it.
+      fast.path = "/var/lib/chainstead";
+      bulk = {
+        path = "/srv/bulk";
+        device = "/dev/disk/by-label/bulk";
+      };
+    };
+
+    # 12 GB shared by everything: bitcoind gets 4 GB, and two cores while
+    # it syncs, as the seed plans.
+    bitcoind = {
+      enable = true;
+      memory = 4096;
+      par = 2;
+    };
+
+    monerod = {
+      enable = true;
+      maxConcurrency = 2;
+      # The seed puts Monero on the HDD knowingly.
+      bulkSyncWarning = false;
+    };
+  };
+
+  system.stateVersion = "26.05";
+}

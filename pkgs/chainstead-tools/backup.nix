@@ -1,0 +1,2 @@
+# chainstead-backup alone; see ./default.nix.
+{ callPackage }: callPackage ./default.nix { crate = "backup"; }

@@ -1,0 +1,2 @@
+# chainstead-secrets alone; see ./default.nix.
+{ callPackage }: callPackage ./default.nix { crate = "secrets"; }
