@@ -274,13 +274,15 @@ in
       };
     };
 
-    users.users.bitcoind = {
-      isSystemUser = true;
-      group = "bitcoind";
-      description = "bitcoind daemon";
+    users = {
+      users.bitcoind = {
+        isSystemUser = true;
+        group = "bitcoind";
+        description = "bitcoind daemon";
+      };
+      groups.bitcoind = { };
+      groups.${cfg.rpc.group} = { };
     };
-    users.groups.bitcoind = { };
-    users.groups.${cfg.rpc.group} = { };
 
     # The cookie directory: setgid, so the cookie bitcoind writes there
     # belongs to the bitcoin-rpc group.
