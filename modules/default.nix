@@ -5,5 +5,8 @@
     ./storage.nix
     ./bitcoind.nix
     ./monerod.nix
+    ./sync-gate.nix
+    ./fulcrum.nix
+    ./lnd.nix
   ];
 }
