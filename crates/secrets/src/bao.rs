@@ -193,12 +193,20 @@ impl Client {
                         let r = self.request(Method::POST, &path, Some(&body)).await?;
                         match r.status {
                             200 => parse_login(&r.body).map_err(Failure::Fatal),
+                            // OpenBao's AppRole answers "invalid role or secret ID"
+                            // (400, ErrInvalidCredentials), and in one branch
+                            // `invalid secret_id "<the secret_id>"`
+                            // (builtin/credential/approle/path_login.go): the
+                            // text is shown with both credentials blanked out.
                             400 | 401 | 403 => Err(Failure::Fatal(anyhow!(
                                 "OpenBao refused the AppRole login ({}: {}): the role_id in {} or the secret_id in {} is wrong, \
                                  or the secret_id expired, was used up (secret_id_num_uses) or is bound to other CIDRs; \
                                  issue a new one with `bao write -f auth/{}/role/<role>/secret-id`",
                                 r.status,
-                                error_text(&r.body),
+                                redact(
+                                    &error_text(redact(&String::from_utf8_lossy(&r.body), &[&role_id, &secret_id]).as_bytes()),
+                                    &[&role_id, &secret_id]
+                                ),
                                 a.role_id_file.display(),
                                 a.secret_id_file.display(),
                                 a.mount
@@ -231,9 +239,14 @@ impl Client {
                     Ok(if version == Some("2") { 2 } else { 1 })
                 }
                 404 => Ok(1),
+                // OpenBao answers 403 both when the policy grants nothing
+                // under the mount and when there is no such mount, so the
+                // endpoint cannot be used to list mounts (vault/logical_system.go,
+                // `pathInternalUIMountRead`).
                 403 => Err(Failure::Fatal(anyhow!(
-                    "permission denied on {path}: the token's policy grants nothing under mount {mount}/ \
-                     (for KV v2 it needs read on \"{mount}/data/<path>\")"
+                    "permission denied on {path} ({}): mount {mount}/ does not exist, or the token's policy \
+                     grants nothing under it (for KV v2 it needs read on \"{mount}/data/<path>\")",
+                    error_text(&r.body)
                 ))),
                 s => Err(self.classify(s, &r.body, &path)),
             }
@@ -664,6 +677,17 @@ pub fn error_text(body: &[u8]) -> String {
         short.push('…');
     }
     short
+}
+
+/// `text` with every occurrence of the given secrets replaced.
+fn redact(text: &str, secrets: &[&Secret]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s.expose(), "<redacted>");
+        }
+    }
+    out
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -13,9 +13,12 @@
 //!   resolve once and pin, and a dangling link after a crash.
 //!
 //! With the exchange, `<runtime_dir>/<service>` is always a real directory
-//! holding one complete set. A reader that opened the directory keeps a
-//! consistent view of the set it opened. Exchange works on tmpfs and the
-//! usual local file systems (Linux ≥ 3.15; renameat2(2)).
+//! holding one complete set: a reader opening files by path never finds one
+//! missing or cut. A reader that pins the directory (opens it once, then
+//! `openat`s the files) never sees two generations mixed; when its set is
+//! replaced, the old files are deleted and it gets ENOENT, which means
+//! "start over". Exchange works on tmpfs and the usual local file systems
+//! (Linux ≥ 3.15; renameat2(2)).
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

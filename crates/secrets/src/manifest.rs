@@ -342,6 +342,24 @@ fn validate_openbao(errs: &mut Vec<String>, bao: &OpenBao) {
                 "openbao.tls_server_name: {name:?} must be a bare DNS name"
             ));
         }
+        let host_is_ip = reqwest::Url::parse(&bao.address)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| {
+                    h.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok()
+                })
+            })
+            .unwrap_or(false);
+        if !host_is_ip {
+            errs.push(format!(
+                "openbao.tls_server_name: set, so openbao.address ({}) must name the server by IP address; \
+                 with a DNS name in the address, drop tls_server_name",
+                bao.address
+            ));
+        }
     }
     match &bao.auth {
         Auth::AppRole(a) => {
