@@ -181,6 +181,14 @@ in
       };
     };
 
+    configFile = mkOption {
+      type = types.package;
+      readOnly = true;
+      default = configFile;
+      defaultText = literalExpression "bitcoin.conf rendered from settings";
+      description = "The rendered bitcoin.conf (world-readable in the Nix store).";
+    };
+
     settings = mkOption {
       type = types.submodule {
         freeformType = types.attrsOf chainstead.settingsValueType;

@@ -304,48 +304,50 @@ in
       }
     ];
 
-    services.chainstead.bitcoind.txindex = lib.mkDefault true;
+    services.chainstead = {
+      bitcoind.txindex = lib.mkDefault true;
 
-    services.chainstead.fulcrum.settings = lib.filterAttrs (_: v: v != null) {
-      datadir = "${cfg.dataDir}/db";
-      bitcoind = hostPort cfg.bitcoind.host cfg.bitcoind.port;
-      rpccookie = cfg.bitcoind.cookieFile;
-      tcp = hostPort cfg.tcp.address cfg.tcp.port;
-      ssl = if cfg.ssl.enable then hostPort cfg.ssl.address cfg.ssl.port else null;
-      cert = if cfg.ssl.enable then certFile else null;
-      key = if cfg.ssl.enable then keyFile else null;
-      announce = false;
-      # journald adds timestamps.
-      ts-format = "none";
-    };
+      fulcrum.settings = lib.filterAttrs (_: v: v != null) {
+        datadir = "${cfg.dataDir}/db";
+        bitcoind = hostPort cfg.bitcoind.host cfg.bitcoind.port;
+        rpccookie = cfg.bitcoind.cookieFile;
+        tcp = hostPort cfg.tcp.address cfg.tcp.port;
+        ssl = if cfg.ssl.enable then hostPort cfg.ssl.address cfg.ssl.port else null;
+        cert = if cfg.ssl.enable then certFile else null;
+        key = if cfg.ssl.enable then keyFile else null;
+        announce = false;
+        # journald adds timestamps.
+        ts-format = "none";
+      };
 
-    # Fulcrum is pulled in by the bitcoind gate's target, not by boot.
-    services.chainstead.syncGate.gates.bitcoind = {
-      backend = {
-        kind = "bitcoind";
-        rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
-        chain = chainstead.bitcoinNetworks.${cfg.bitcoind.network}.section;
-      }
-      // (
-        if usesPassword then
-          {
-            rpc_user = cfg.bitcoind.user;
-            rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
-          }
-        else
-          { cookie_file = cfg.bitcoind.cookieFile; }
-      );
-      after = lib.optional bitcoind.enable "bitcoind.service";
-      supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-      credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
-    };
+      # Fulcrum is pulled in by the bitcoind gate's target, not by boot.
+      syncGate.gates.bitcoind = {
+        backend = {
+          kind = "bitcoind";
+          rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
+          chain = chainstead.bitcoinNetworks.${cfg.bitcoind.network}.section;
+        }
+        // (
+          if usesPassword then
+            {
+              rpc_user = cfg.bitcoind.user;
+              rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
+            }
+          else
+            { cookie_file = cfg.bitcoind.cookieFile; }
+        );
+        after = lib.optional bitcoind.enable "bitcoind.service";
+        supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
+        credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+      };
 
-    services.chainstead.storage.directories.fulcrum = {
-      tier = storage.placement.fulcrum;
-      path = cfg.dataDir;
-      user = "fulcrum";
-      group = "fulcrum";
-      units = [ "fulcrum" ];
+      storage.directories.fulcrum = {
+        tier = storage.placement.fulcrum;
+        path = cfg.dataDir;
+        user = "fulcrum";
+        group = "fulcrum";
+        units = [ "fulcrum" ];
+      };
     };
 
     users.users.fulcrum = {

@@ -420,155 +420,161 @@ in
       }
     ];
 
-    services.chainstead.lnd.settings = lib.filterAttrs (_: v: v != null) {
-      "bitcoin.${cfg.network}" = true;
-      "bitcoin.node" = "bitcoind";
-      "bitcoind.rpchost" = hostPort cfg.bitcoind.host cfg.bitcoind.port;
-      "bitcoind.rpccookie" = cfg.bitcoind.cookieFile;
-      "bitcoind.zmqpubrawblock" = cfg.bitcoind.zmqRawBlock;
-      "bitcoind.zmqpubrawtx" = cfg.bitcoind.zmqRawTx;
-      rpclisten = hostPort cfg.rpcAddress cfg.rpcPort;
-      restlisten = hostPort cfg.restAddress cfg.restPort;
-      listen = hostPort cfg.p2p.address cfg.p2p.port;
-      adminmacaroonpath = "${cfg.macaroonDir}/admin.macaroon";
-      readonlymacaroonpath = "${cfg.macaroonDir}/readonly.macaroon";
-      invoicemacaroonpath = "${cfg.macaroonDir}/invoice.macaroon";
-      wallet-unlock-password-file = passwordFile;
-      # The journal has every line; no second copy on the fast tier.
-      "logging.file.disable" = true;
-    };
-
-    # LND starts with the bitcoind gate's target; ThunderHub waits for its
-    # own gate (chainstead-lnd-ready.target: LND's RPC is active).
-    services.chainstead.syncGate.gates = {
-      bitcoind = {
-        backend = {
-          kind = "bitcoind";
-          rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
-          chain = chainstead.bitcoinNetworks.${cfg.network}.section;
-        }
-        // (
-          if usesPassword then
-            {
-              rpc_user = cfg.bitcoind.user;
-              rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
-            }
-          else
-            { cookie_file = cfg.bitcoind.cookieFile; }
-        );
-        after = lib.optional bitcoind.enable "bitcoind.service";
-        supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-        credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+    services.chainstead = {
+      lnd.settings = lib.filterAttrs (_: v: v != null) {
+        "bitcoin.${cfg.network}" = true;
+        "bitcoin.node" = "bitcoind";
+        "bitcoind.rpchost" = hostPort cfg.bitcoind.host cfg.bitcoind.port;
+        "bitcoind.rpccookie" = cfg.bitcoind.cookieFile;
+        "bitcoind.zmqpubrawblock" = cfg.bitcoind.zmqRawBlock;
+        "bitcoind.zmqpubrawtx" = cfg.bitcoind.zmqRawTx;
+        rpclisten = hostPort cfg.rpcAddress cfg.rpcPort;
+        restlisten = hostPort cfg.restAddress cfg.restPort;
+        listen = hostPort cfg.p2p.address cfg.p2p.port;
+        adminmacaroonpath = "${cfg.macaroonDir}/admin.macaroon";
+        readonlymacaroonpath = "${cfg.macaroonDir}/readonly.macaroon";
+        invoicemacaroonpath = "${cfg.macaroonDir}/invoice.macaroon";
+        wallet-unlock-password-file = passwordFile;
+        # The journal has every line; no second copy on the fast tier.
+        "logging.file.disable" = true;
       };
-      lnd = {
-        backend = {
-          kind = "lnd";
-          rest_url = restUrl;
-          tls_cert_file = cfg.tlsCertFile;
+
+      # LND starts with the bitcoind gate's target; ThunderHub waits for its
+      # own gate (chainstead-lnd-ready.target: LND's RPC is active).
+      syncGate.gates = {
+        bitcoind = {
+          backend = {
+            kind = "bitcoind";
+            rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
+            chain = chainstead.bitcoinNetworks.${cfg.network}.section;
+          }
+          // (
+            if usesPassword then
+              {
+                rpc_user = cfg.bitcoind.user;
+                rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
+              }
+            else
+              { cookie_file = cfg.bitcoind.cookieFile; }
+          );
+          after = lib.optional bitcoind.enable "bitcoind.service";
+          supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
+          credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
         };
-        target = "chainstead-lnd-ready";
-        # Runs while LND runs; it has nothing to wait for before.
-        wantedBy = [ "lnd.service" ];
-        after = [ "lnd.service" ];
+        lnd = {
+          backend = {
+            kind = "lnd";
+            rest_url = restUrl;
+            tls_cert_file = cfg.tlsCertFile;
+          };
+          target = "chainstead-lnd-ready";
+          # Runs while LND runs; it has nothing to wait for before.
+          wantedBy = [ "lnd.service" ];
+          after = [ "lnd.service" ];
+        };
+      };
+
+      storage.directories = {
+        lnd = {
+          tier = storage.placement.lnd;
+          path = cfg.dataDir;
+          user = "lnd";
+          group = "lnd";
+          mode = "0711";
+          units = [
+            "lnd"
+            "lnd-wallet-init"
+          ];
+        };
+        # setgid: the macaroons LND writes here belong to the macaroon group.
+        lnd-macaroons = {
+          tier = storage.placement.lnd;
+          path = cfg.macaroonDir;
+          user = "lnd";
+          inherit (cfg) group;
+          mode = "2750";
+          units = [ "lnd" ];
+        };
       };
     };
 
-    services.chainstead.storage.directories = {
-      lnd = {
-        tier = storage.placement.lnd;
-        path = cfg.dataDir;
-        user = "lnd";
+    users = {
+      users.lnd = {
+        isSystemUser = true;
         group = "lnd";
-        mode = "0711";
-        units = [
-          "lnd"
-          "lnd-wallet-init"
-        ];
+        extraGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
+        # LND looks for ~/.lnd when no --lnddir is given (lncli as lnd).
+        home = cfg.dataDir;
+        description = "LND Lightning daemon";
       };
-      # setgid: the macaroons LND writes here belong to the macaroon group.
-      lnd-macaroons = {
-        tier = storage.placement.lnd;
-        path = cfg.macaroonDir;
-        user = "lnd";
-        inherit (cfg) group;
-        mode = "2750";
-        units = [ "lnd" ];
-      };
+      groups.lnd = { };
+      groups.${cfg.group} = { };
     };
-
-    users.users.lnd = {
-      isSystemUser = true;
-      group = "lnd";
-      extraGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-      # LND looks for ~/.lnd when no --lnddir is given (lncli as lnd).
-      home = cfg.dataDir;
-      description = "LND Lightning daemon";
-    };
-    users.groups.lnd = { };
-    users.groups.${cfg.group} = { };
-
-    # The seed's directory: root only (the wallet-init unit writes there).
-    systemd.tmpfiles.rules = [ "d ${dirOf cfg.seedFile} 0700 root root - -" ];
 
     networking.firewall.allowedTCPPorts = lib.optional cfg.p2p.openFirewall cfg.p2p.port;
 
     environment.systemPackages = [ cliWrapper ];
 
-    systemd.services.lnd = {
-      description = "LND Lightning daemon (${cfg.network})";
-      documentation = [ "https://docs.lightning.engineering/" ];
-      wantedBy = [ "chainstead-bitcoind-synced.target" ];
-      after = [ "chainstead-bitcoind-synced.target" ] ++ lib.optional bitcoind.enable "bitcoind.service";
-      # A restarted local bitcoind writes a new cookie, which LND reads only
-      # when it starts.
-      partOf = lib.optional usesLocalCookie "bitcoind.service";
-      restartTriggers = [ configFile ];
+    systemd = {
+      # The seed's directory: root only (the wallet-init unit writes there).
+      tmpfiles.rules = [ "d ${dirOf cfg.seedFile} 0700 root root - -" ];
 
-      serviceConfig = chainstead.hardening // {
-        # exec
-        ExecStartPre = [ (lib.getExe preStart) ];
-        ExecStart = lib.getExe start;
-        Type = "notify";
-        Restart = "on-failure";
-        RestartSec = "10s";
-        # READY comes once the RPC server is up, after the wallet is
-        # unlocked and the chain backend answered; a large channel.db
-        # takes a while to open.
-        TimeoutStartSec = "10min";
-        # A clean stop closes channel.db; never cut it short lightly.
-        TimeoutStopSec = "5min";
+      services.lnd = {
+        description = "LND Lightning daemon (${cfg.network})";
+        documentation = [ "https://docs.lightning.engineering/" ];
+        wantedBy = [ "chainstead-bitcoind-synced.target" ];
+        after = [ "chainstead-bitcoind-synced.target" ] ++ lib.optional bitcoind.enable "bitcoind.service";
+        # A restarted local bitcoind writes a new cookie, which LND reads only
+        # when it starts.
+        partOf = lib.optional usesLocalCookie "bitcoind.service";
+        restartTriggers = [ configFile ];
 
-        # identity and paths
-        User = "lnd";
-        Group = "lnd";
-        ReadWritePaths = [ cfg.dataDir ];
-        RuntimeDirectory = "lnd";
-        RuntimeDirectoryMode = "0700";
-        LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${cfg.bitcoind.passwordFile}";
+        serviceConfig = chainstead.hardening // {
+          # exec
+          ExecStartPre = [ (lib.getExe preStart) ];
+          ExecStart = lib.getExe start;
+          Type = "notify";
+          Restart = "on-failure";
+          RestartSec = "10s";
+          # READY comes once the RPC server is up, after the wallet is
+          # unlocked and the chain backend answered; a large channel.db
+          # takes a while to open.
+          TimeoutStartSec = "10min";
+          # A clean stop closes channel.db; never cut it short lightly.
+          TimeoutStopSec = "5min";
 
-        # exceptions to the baseline
-        UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself
+          # identity and paths
+          User = "lnd";
+          Group = "lnd";
+          ReadWritePaths = [ cfg.dataDir ];
+          RuntimeDirectory = "lnd";
+          RuntimeDirectoryMode = "0700";
+          LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${cfg.bitcoind.passwordFile}";
+
+          # exceptions to the baseline
+          UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself
+        };
       };
-    };
 
-    systemd.services.lnd-wallet-init = {
-      description = "Create LND's wallet on first start (seed to ${cfg.seedFile})";
-      wantedBy = [ "lnd.service" ];
-      after = [ "lnd.service" ];
-      partOf = [ "lnd.service" ];
+      services.lnd-wallet-init = {
+        description = "Create LND's wallet on first start (seed to ${cfg.seedFile})";
+        wantedBy = [ "lnd.service" ];
+        after = [ "lnd.service" ];
+        partOf = [ "lnd.service" ];
 
-      serviceConfig = chainstead.hardening // {
-        # exec
-        ExecStart = lib.getExe walletInit;
-        Type = "oneshot";
-        RemainAfterExit = true;
+        serviceConfig = chainstead.hardening // {
+          # exec
+          ExecStart = lib.getExe walletInit;
+          Type = "oneshot";
+          RemainAfterExit = true;
 
-        # identity and paths: root, for the root-only seed file
-        User = "root";
-        Group = "root";
-        ReadWritePaths = [ (dirOf cfg.seedFile) ];
-        LoadCredential = [ "wallet-password:${passwordFile}" ];
-        UMask = "0077";
+          # identity and paths: root, for the root-only seed file
+          User = "root";
+          Group = "root";
+          ReadWritePaths = [ (dirOf cfg.seedFile) ];
+          LoadCredential = [ "wallet-password:${passwordFile}" ];
+          UMask = "0077";
+        };
       };
     };
   };

@@ -156,6 +156,14 @@ in
       };
     };
 
+    configFile = mkOption {
+      type = types.package;
+      readOnly = true;
+      default = configFile;
+      defaultText = literalExpression "monerod.conf rendered from settings";
+      description = "The rendered monerod configuration (world-readable in the Nix store).";
+    };
+
     settings = mkOption {
       type = types.submodule {
         freeformType = types.attrsOf chainstead.settingsValueType;

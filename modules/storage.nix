@@ -180,6 +180,16 @@ in
       };
     };
 
+    setupRules = mkOption {
+      type = types.attrsOf types.package;
+      readOnly = true;
+      internal = true;
+      default = lib.genAttrs tiersInUse (
+        tier: pkgs.writeText "chainstead-${tier}-tmpfiles.conf" (tmpfilesRules tier)
+      );
+      description = "The tmpfiles rules each tier's setup unit applies, per tier.";
+    };
+
     directories = mkOption {
       type = types.attrsOf directoryType;
       default = { };
@@ -256,7 +266,7 @@ in
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
-              ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --create ${pkgs.writeText "chainstead-${tier}-tmpfiles.conf" (tmpfilesRules tier)}";
+              ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --create ${cfg.setupRules.${tier}}";
             };
           }
         ) (lib.filter (tier: tierPath tier != null) tiersInUse)

@@ -255,30 +255,34 @@ in
       }
     ];
 
-    users.users.${user} = {
-      isSystemUser = true;
-      group = user;
-      description = "chainstead sync gate";
+    users = {
+      users.${user} = {
+        isSystemUser = true;
+        group = user;
+        description = "chainstead sync gate";
+      };
+      groups.${user} = { };
+      groups.${metricsGroup} = { };
     };
-    users.groups.${user} = { };
-    users.groups.${metricsGroup} = { };
-
-    # The flags live as long as the boot: a reboot gates again, a restart of
-    # a gate (a switch that changed it) does not re-gate started services.
-    # The metrics directory: writable by the chainstead-metrics group (every
-    # chainstead tool that writes textfiles), readable by node_exporter.
-    # (tmpfiles creates the missing parent /run/chainstead as root 0755.)
-    systemd.tmpfiles.rules = [
-      "d ${flagDir} 0755 ${user} ${user} - -"
-      "d ${cfg.metricsDir} 0775 root ${metricsGroup} - -"
-    ];
 
     system.build.chainstead-sync-gate-manifests = lib.mapAttrs (_: gate: gate.manifest) cfg.gates;
 
-    systemd.services = lib.mapAttrs' (
-      name: gate: lib.nameValuePair "chainstead-sync-gate-${name}" (gateUnit name gate)
-    ) cfg.gates;
-    systemd.paths = byTarget pathUnit;
-    systemd.targets = byTarget targetUnit;
+    systemd = {
+      # The flags live as long as the boot: a reboot gates again, a restart of
+      # a gate (a switch that changed it) does not re-gate started services.
+      # The metrics directory: writable by the chainstead-metrics group (every
+      # chainstead tool that writes textfiles), readable by node_exporter.
+      # (tmpfiles creates the missing parent /run/chainstead as root 0755.)
+      tmpfiles.rules = [
+        "d ${flagDir} 0755 ${user} ${user} - -"
+        "d ${cfg.metricsDir} 0775 root ${metricsGroup} - -"
+      ];
+
+      services = lib.mapAttrs' (
+        name: gate: lib.nameValuePair "chainstead-sync-gate-${name}" (gateUnit name gate)
+      ) cfg.gates;
+      paths = byTarget pathUnit;
+      targets = byTarget targetUnit;
+    };
   };
 }
