@@ -1,0 +1,46 @@
+//! The backends and one type to drive whichever the manifest names.
+
+pub mod bitcoind;
+pub mod electrum;
+pub mod lnd;
+pub mod monerod;
+
+use crate::manifest::{Backend, Manifest};
+use crate::probe::{Observation, ProbeError, ProbeResult};
+
+/// An intermediate step that did not produce the value asked for.
+#[derive(Debug)]
+pub enum Wait {
+    NotYet(Observation),
+    Err(ProbeError),
+}
+
+/// One backend with its connection state (HTTP client, pinned TLS).
+pub enum Prober {
+    Bitcoind(bitcoind::Bitcoind),
+    Monerod(monerod::Monerod),
+    Lnd(lnd::Lnd),
+    Electrum(electrum::Electrum),
+}
+
+impl Prober {
+    pub fn new(m: &Manifest) -> anyhow::Result<Self> {
+        let timeout = m.poll.timeout();
+        Ok(match m.backend.clone() {
+            Backend::Bitcoind(b) => Self::Bitcoind(bitcoind::Bitcoind::new(b, "backend", timeout)?),
+            Backend::Monerod(b) => Self::Monerod(monerod::Monerod::new(b, timeout)?),
+            Backend::Lnd(b) => Self::Lnd(lnd::Lnd::new(b, timeout)?),
+            Backend::Electrum(b) => Self::Electrum(electrum::Electrum::new(b, timeout)?),
+        })
+    }
+
+    /// One look at the backend.
+    pub async fn probe(&mut self) -> ProbeResult {
+        match self {
+            Self::Bitcoind(b) => b.probe().await,
+            Self::Monerod(b) => b.probe().await,
+            Self::Lnd(b) => b.probe().await,
+            Self::Electrum(b) => b.probe().await,
+        }
+    }
+}

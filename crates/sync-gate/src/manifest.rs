@@ -1,0 +1,506 @@
+//! The manifest the NixOS module renders for one gate: which backend to
+//! watch, how to reach it, where the flag and the metrics go.
+//!
+//! It holds addresses and credential *file* names, never secret values, so
+//! it can live in the Nix store. [`Manifest::load`] parses and validates it
+//! offline (no network, no file reads beyond the manifest itself), which is
+//! what `validate` runs at build time.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use reqwest::Url;
+use serde::Deserialize;
+
+/// The only manifest version this build understands.
+pub const VERSION: u32 = 1;
+
+/// Largest manifest accepted; a real one is a few hundred bytes.
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u32,
+    /// Gate name: used in status lines, metric labels and file names.
+    pub name: String,
+    /// Written atomically once the backend is ready; never removed by us.
+    pub flag_file: PathBuf,
+    /// node_exporter textfile directory; no metrics when absent.
+    #[serde(default)]
+    pub metrics_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub poll: Poll,
+    pub backend: Backend,
+}
+
+/// Poll intervals. Far from the tip the gate asks every `slow_secs`; near it
+/// (or when the distance is unknown) every `fast_secs`; after release every
+/// `monitor_secs`. Every request gives up after `timeout_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    #[serde(default = "default_slow")]
+    pub slow_secs: f64,
+    #[serde(default = "default_fast")]
+    pub fast_secs: f64,
+    /// Optional addition to the contract: interval once released.
+    #[serde(default = "default_monitor")]
+    pub monitor_secs: f64,
+    /// Optional addition to the contract: per-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+}
+
+fn default_slow() -> f64 {
+    20.0
+}
+fn default_fast() -> f64 {
+    1.0
+}
+fn default_monitor() -> f64 {
+    30.0
+}
+fn default_timeout() -> f64 {
+    10.0
+}
+
+impl Default for Poll {
+    fn default() -> Self {
+        Self {
+            slow_secs: default_slow(),
+            fast_secs: default_fast(),
+            monitor_secs: default_monitor(),
+            timeout_secs: default_timeout(),
+        }
+    }
+}
+
+impl Poll {
+    pub fn slow(&self) -> Duration {
+        Duration::from_secs_f64(self.slow_secs)
+    }
+    pub fn fast(&self) -> Duration {
+        Duration::from_secs_f64(self.fast_secs)
+    }
+    pub fn monitor(&self) -> Duration {
+        Duration::from_secs_f64(self.monitor_secs)
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_secs)
+    }
+}
+
+/// Which daemon to watch; `kind` selects the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Backend {
+    Bitcoind(BitcoindBackend),
+    Monerod(MonerodBackend),
+    Lnd(LndBackend),
+    Electrum(ElectrumBackend),
+}
+
+impl Backend {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Bitcoind(_) => "bitcoind",
+            Backend::Monerod(_) => "monerod",
+            Backend::Lnd(_) => "lnd",
+            Backend::Electrum(_) => "electrum",
+        }
+    }
+}
+
+/// Marker so that an electrum `reference` object may carry
+/// `"kind": "bitcoind"` like a top-level backend (and nothing else).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum BitcoindKind {
+    #[serde(rename = "bitcoind")]
+    Bitcoind,
+}
+
+/// Chains as bitcoind's `getblockchaininfo` names them in its `chain` field
+/// (bitcoin/bitcoin src/util/chaintype.cpp: "main", "test", "testnet4",
+/// "signet", "regtest").
+pub const BITCOIN_CHAINS: &[&str] = &["main", "test", "testnet4", "signet", "regtest"];
+
+/// Network types as monerod's `/get_info` reports them in `nettype`
+/// (monero-project/monero src/rpc/core_rpc_server.cpp, on_get_info:
+/// "mainnet", "testnet", "stagenet", or "fakechain" for --regtest).
+pub const MONERO_NETTYPES: &[&str] = &["mainnet", "stagenet", "testnet", "fakechain"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitcoindBackend {
+    /// Only meaningful inside an electrum `reference`; the tag of a
+    /// top-level backend is consumed by the enum.
+    #[serde(default)]
+    pub kind: Option<BitcoindKind>,
+    pub rpc_url: String,
+    pub chain: String,
+    #[serde(default)]
+    pub cookie_file: Option<PathBuf>,
+    #[serde(default)]
+    pub rpc_user: Option<String>,
+    #[serde(default)]
+    pub rpc_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonerodBackend {
+    pub rpc_url: String,
+    pub nettype: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LndBackend {
+    pub rest_url: String,
+    pub tls_cert_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElectrumBackend {
+    /// `host:port` of the Electrum server's TCP or SSL port.
+    pub address: String,
+    #[serde(default)]
+    pub tls: bool,
+    /// The server's certificate (or the CA that issued it); required with
+    /// `tls: true`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tolerance_blocks: u64,
+    pub reference: BitcoindBackend,
+}
+
+impl Manifest {
+    /// Reads, parses and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self> {
+        use std::io::Read;
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("failed to open manifest {}", path.display()))?;
+        let mut text = String::new();
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("failed to read manifest {}", path.display()))?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            bail!(
+                "failed to read manifest {}: larger than {} bytes",
+                path.display(),
+                MAX_MANIFEST_BYTES
+            );
+        }
+        Self::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
+    }
+
+    /// Parses and validates manifest text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let m: Manifest =
+            serde_json::from_str(text).context("failed to parse the manifest JSON")?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks everything that can be checked without the network.
+    pub fn validate(&self) -> Result<()> {
+        if self.version != VERSION {
+            bail!(
+                "field `version` is {}, but this chainstead-sync-gate understands only {VERSION}; \
+                 rebuild the manifest with the matching chainstead module",
+                self.version
+            );
+        }
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || self.name.starts_with('.')
+        {
+            bail!(
+                "field `name` is {:?}: use 1 to 64 characters from [A-Za-z0-9._-], not starting with a dot \
+                 (it is used in file names and metric labels)",
+                self.name
+            );
+        }
+        absolute("flag_file", &self.flag_file)?;
+        if self.flag_file.file_name().is_none() {
+            bail!(
+                "field `flag_file` is {}: it must name a file",
+                self.flag_file.display()
+            );
+        }
+        if let Some(dir) = &self.metrics_dir {
+            absolute("metrics_dir", dir)?;
+        }
+        self.poll.validate()?;
+        match &self.backend {
+            Backend::Bitcoind(b) => b.validate("backend"),
+            Backend::Monerod(b) => b.validate(),
+            Backend::Lnd(b) => b.validate(),
+            Backend::Electrum(b) => b.validate(),
+        }
+    }
+
+    /// Where the metrics textfile goes, if metrics are enabled.
+    pub fn metrics_file(&self) -> Option<PathBuf> {
+        self.metrics_dir
+            .as_ref()
+            .map(|d| d.join(format!("chainstead-sync-gate-{}.prom", self.name)))
+    }
+}
+
+impl Poll {
+    fn validate(&self) -> Result<()> {
+        for (field, v, min, max) in [
+            ("poll.slow_secs", self.slow_secs, 0.05, 3600.0),
+            ("poll.fast_secs", self.fast_secs, 0.05, 3600.0),
+            ("poll.monitor_secs", self.monitor_secs, 0.05, 86400.0),
+            ("poll.timeout_secs", self.timeout_secs, 0.05, 600.0),
+        ] {
+            if !(v.is_finite() && (min..=max).contains(&v)) {
+                bail!("field `{field}` is {v}: use a number of seconds from {min} to {max}");
+            }
+        }
+        if self.fast_secs > self.slow_secs {
+            bail!(
+                "field `poll.fast_secs` ({}) is larger than `poll.slow_secs` ({}): fast polling must not be slower",
+                self.fast_secs,
+                self.slow_secs
+            );
+        }
+        Ok(())
+    }
+}
+
+impl BitcoindBackend {
+    /// `at` is the path of this object in the manifest, for messages.
+    pub fn validate(&self, at: &str) -> Result<()> {
+        http_url(&format!("{at}.rpc_url"), &self.rpc_url, &["http", "https"])?;
+        if !BITCOIN_CHAINS.contains(&self.chain.as_str()) {
+            bail!(
+                "field `{at}.chain` is {:?}: use one of {} (the `chain` value of getblockchaininfo)",
+                self.chain,
+                BITCOIN_CHAINS.join(", ")
+            );
+        }
+        match (&self.cookie_file, &self.rpc_user, &self.rpc_password_file) {
+            (Some(cookie), None, None) => absolute(&format!("{at}.cookie_file"), cookie),
+            (None, Some(user), Some(pw)) => {
+                if user.is_empty() || user.contains(':') {
+                    bail!("field `{at}.rpc_user` must be non-empty and contain no colon");
+                }
+                absolute(&format!("{at}.rpc_password_file"), pw)
+            }
+            (None, None, None) => bail!(
+                "field `{at}.cookie_file` is missing: set it to bitcoind's .cookie file, \
+                 or set `{at}.rpc_user` and `{at}.rpc_password_file`"
+            ),
+            (Some(_), _, _) => bail!(
+                "fields `{at}.cookie_file` and `{at}.rpc_user`/`{at}.rpc_password_file` are both set: use one way to authenticate"
+            ),
+            (None, Some(_), None) => bail!(
+                "field `{at}.rpc_password_file` is missing: it is required with `{at}.rpc_user`"
+            ),
+            (None, None, Some(_)) => {
+                bail!("field `{at}.rpc_user` is missing: it is required with `{at}.rpc_password_file`")
+            }
+        }
+    }
+}
+
+impl MonerodBackend {
+    fn validate(&self) -> Result<()> {
+        http_url("backend.rpc_url", &self.rpc_url, &["http", "https"])?;
+        if !MONERO_NETTYPES.contains(&self.nettype.as_str()) {
+            bail!(
+                "field `backend.nettype` is {:?}: use one of {} (the `nettype` value of get_info; --regtest reports fakechain)",
+                self.nettype,
+                MONERO_NETTYPES.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+impl LndBackend {
+    fn validate(&self) -> Result<()> {
+        // LND's REST listener always speaks TLS (lnd.conf `restlisten`).
+        http_url("backend.rest_url", &self.rest_url, &["https"])?;
+        absolute("backend.tls_cert_file", &self.tls_cert_file)
+    }
+}
+
+impl ElectrumBackend {
+    fn validate(&self) -> Result<()> {
+        host_port("backend.address", &self.address)?;
+        match (&self.tls, &self.tls_cert_file) {
+            (true, None) => bail!(
+                "field `backend.tls_cert_file` is missing: with `backend.tls` true it must name the server's certificate (or its CA)"
+            ),
+            (_, Some(p)) => absolute("backend.tls_cert_file", p)?,
+            (false, None) => {}
+        }
+        self.reference.validate("backend.reference")
+    }
+}
+
+fn absolute(field: &str, p: &Path) -> Result<()> {
+    if !p.is_absolute() {
+        bail!(
+            "field `{field}` is {:?}: use an absolute path",
+            p.display().to_string()
+        );
+    }
+    Ok(())
+}
+
+fn http_url(field: &str, s: &str, schemes: &[&str]) -> Result<Url> {
+    let url = Url::parse(s).map_err(|e| {
+        anyhow::anyhow!("field `{field}` is {s:?}, which is not a URL ({e}): use for example http://127.0.0.1:8332")
+    })?;
+    if !schemes.contains(&url.scheme()) {
+        bail!(
+            "field `{field}` is {s:?}: the scheme must be {}",
+            schemes.join(" or ")
+        );
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        bail!("field `{field}` is {s:?}: it has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!(
+            "field `{field}` is {s:?}: credentials do not belong in the URL; use the *_file fields"
+        );
+    }
+    Ok(url)
+}
+
+/// Splits `host:port` (`[v6]:port` for IPv6).
+pub fn host_port(field: &str, s: &str) -> Result<(String, u16)> {
+    let (host, port) = s.rsplit_once(':').with_context(|| {
+        format!("field `{field}` is {s:?}: use host:port, e.g. 127.0.0.1:50001")
+    })?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .with_context(|| format!("field `{field}` is {s:?}: the port must be 1 to 65535"))?;
+    if host.is_empty() {
+        bail!("field `{field}` is {s:?}: the host is empty");
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bitcoind(extra: &str) -> String {
+        format!(
+            r#"{{"version":1,"name":"bitcoind","flag_file":"/run/chainstead/sync/bitcoind",
+                "backend":{{"kind":"bitcoind","rpc_url":"http://127.0.0.1:8332","chain":"main"{extra}}}}}"#
+        )
+    }
+
+    #[test]
+    fn accepts_the_documented_shapes() {
+        let m =
+            Manifest::parse(&bitcoind(r#","cookie_file":"/var/lib/bitcoind/.cookie""#)).unwrap();
+        assert_eq!(m.poll.slow_secs, 20.0);
+        assert_eq!(m.backend.kind(), "bitcoind");
+        Manifest::parse(&bitcoind(
+            r#","rpc_user":"x","rpc_password_file":"/run/chainstead/secrets/x/pw""#,
+        ))
+        .unwrap();
+        Manifest::parse(
+            r#"{"version":1,"name":"monerod","flag_file":"/run/f","metrics_dir":"/var/m",
+                "poll":{"slow_secs":20,"fast_secs":1},
+                "backend":{"kind":"monerod","rpc_url":"http://127.0.0.1:18081","nettype":"mainnet"}}"#,
+        )
+        .unwrap();
+        Manifest::parse(
+            r#"{"version":1,"name":"lnd","flag_file":"/run/f",
+                "backend":{"kind":"lnd","rest_url":"https://127.0.0.1:8080","tls_cert_file":"/var/lib/lnd/tls.cert"}}"#,
+        )
+        .unwrap();
+        let m = Manifest::parse(
+            r#"{"version":1,"name":"fulcrum","flag_file":"/run/f",
+                "backend":{"kind":"electrum","address":"127.0.0.1:50001","tls":false,"tls_cert_file":null,
+                  "tolerance_blocks":0,
+                  "reference":{"kind":"bitcoind","rpc_url":"http://127.0.0.1:8332","chain":"regtest",
+                               "cookie_file":"/var/lib/bitcoind/regtest/.cookie"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.metrics_file(), None, "no metrics without metrics_dir");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (bitcoind(r#","cookie_file":"/c","colour":1"#), "colour"),
+            (bitcoind(""), "backend.cookie_file"),
+            (
+                bitcoind(r#","cookie_file":"relative/.cookie""#),
+                "backend.cookie_file",
+            ),
+            (
+                bitcoind(r#","cookie_file":"/c""#)
+                    .replace("http://127.0.0.1:8332", "127.0.0.1:8332"),
+                "backend.rpc_url",
+            ),
+            (
+                bitcoind(r#","cookie_file":"/c""#).replace("\"main\"", "\"mainnet\""),
+                "backend.chain",
+            ),
+            (
+                bitcoind(r#","cookie_file":"/c""#).replace("\"version\":1", "\"version\":2"),
+                "version",
+            ),
+            (
+                bitcoind(r#","cookie_file":"/c""#)
+                    .replace("\"bitcoind\",\"flag", "\"bit coind\",\"flag"),
+                "name",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = format!("{:#}", Manifest::parse(&text).unwrap_err());
+            assert!(err.contains(field), "{field} not named in: {err}");
+        }
+    }
+
+    #[test]
+    fn electrum_tls_needs_a_certificate() {
+        let err = Manifest::parse(
+            r#"{"version":1,"name":"fulcrum","flag_file":"/run/f",
+                "backend":{"kind":"electrum","address":"127.0.0.1:50002","tls":true,
+                  "reference":{"rpc_url":"http://127.0.0.1:8332","chain":"main","cookie_file":"/c"}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("backend.tls_cert_file"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(
+            host_port("a", "127.0.0.1:50001").unwrap(),
+            ("127.0.0.1".into(), 50001)
+        );
+        assert_eq!(
+            host_port("a", "[::1]:50001").unwrap(),
+            ("::1".into(), 50001)
+        );
+        assert!(host_port("a", "127.0.0.1").is_err());
+        assert!(host_port("a", "127.0.0.1:0").is_err());
+    }
+}

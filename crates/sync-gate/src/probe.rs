@@ -1,0 +1,140 @@
+//! What one look at a backend yields: an [`Observation`] (ready or not yet,
+//! with the numbers behind it) or a [`ProbeError`].
+//!
+//! "Not yet" is never an error: a daemon that is not running, still loading
+//! its index or still syncing is an ordinary observation.
+
+use std::fmt;
+
+/// One answer from the backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub ready: bool,
+    /// Current height (blocks), if the backend told us.
+    pub height: Option<u64>,
+    /// The height it is syncing towards, if known.
+    pub target: Option<u64>,
+    /// Progress 0..=1 if the backend has its own notion (bitcoind's
+    /// verificationprogress); otherwise derived from height/target.
+    pub ratio: Option<f64>,
+    /// Human text without the gate name, e.g. "IBD 61.3%, block 512345/872001".
+    pub text: String,
+    /// A short stable word for what is going on ("ibd", "warmup", "down",
+    /// "synced"...), so logs are written when it changes, not every poll.
+    pub phase: &'static str,
+}
+
+impl Observation {
+    pub fn ready(text: String, height: Option<u64>) -> Self {
+        Self {
+            ready: true,
+            height,
+            target: height,
+            ratio: Some(1.0),
+            text,
+            phase: "ready",
+        }
+    }
+
+    /// Not ready, with no numbers (daemon down, warming up, locked...).
+    pub fn waiting(phase: &'static str, text: String) -> Self {
+        Self {
+            ready: false,
+            height: None,
+            target: None,
+            ratio: None,
+            text,
+            phase,
+        }
+    }
+
+    /// Blocks still missing, if both ends are known.
+    pub fn remaining(&self) -> Option<u64> {
+        match (self.height, self.target) {
+            (Some(h), Some(t)) => Some(t.saturating_sub(h)),
+            _ => None,
+        }
+    }
+
+    /// The progress ratio to export: the backend's own, else height/target.
+    pub fn progress_ratio(&self) -> Option<f64> {
+        if self.ready {
+            return Some(1.0);
+        }
+        self.ratio.or(match (self.height, self.target) {
+            (Some(h), Some(t)) if t > 0 => Some((h as f64 / t as f64).min(1.0)),
+            _ => None,
+        })
+    }
+}
+
+/// A failed look.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// The configuration is wrong (credentials, chain, certificate, the
+    /// address answers something that is not the backend). Retrying the
+    /// same thing will not help; the service exits non-zero so systemd's
+    /// restart backoff applies and the operator sees a failed unit.
+    Misconfig(anyhow::Error),
+    /// Worth retrying: a timeout, a reset connection, a busy server.
+    Transient(anyhow::Error),
+}
+
+impl ProbeError {
+    pub fn misconfig(msg: impl fmt::Display) -> Self {
+        Self::Misconfig(anyhow::anyhow!("{msg}"))
+    }
+    pub fn transient(msg: impl fmt::Display) -> Self {
+        Self::Transient(anyhow::anyhow!("{msg}"))
+    }
+    pub fn is_misconfig(&self) -> bool {
+        matches!(self, Self::Misconfig(_))
+    }
+    pub fn into_inner(self) -> anyhow::Error {
+        match self {
+            Self::Misconfig(e) | Self::Transient(e) => e,
+        }
+    }
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Misconfig(e) => write!(f, "{e:#}"),
+            Self::Transient(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+pub type ProbeResult = Result<Observation, ProbeError>;
+
+/// Formats a ratio as a percentage with one decimal, never showing 100.0%
+/// for something that is not finished.
+pub fn percent(ratio: f64) -> String {
+    let p = (ratio * 1000.0).floor() / 10.0;
+    format!("{:.1}%", p.clamp(0.0, 100.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_rounds_down() {
+        assert_eq!(percent(0.61349), "61.3%");
+        assert_eq!(percent(0.99999), "99.9%");
+        assert_eq!(percent(1.0), "100.0%");
+    }
+
+    #[test]
+    fn ratio_from_heights() {
+        let mut o = Observation::waiting("sync", "x".into());
+        assert_eq!(o.progress_ratio(), None);
+        o.height = Some(50);
+        o.target = Some(200);
+        assert_eq!(o.progress_ratio(), Some(0.25));
+        assert_eq!(o.remaining(), Some(150));
+    }
+}
