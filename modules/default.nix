@@ -3,6 +3,7 @@
 {
   imports = [
     ./storage.nix
+    ./secrets.nix
     ./bitcoind.nix
     ./monerod.nix
     ./sync-gate.nix
