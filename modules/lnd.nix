@@ -355,6 +355,14 @@ in
       '';
     };
 
+    configFile = mkOption {
+      type = types.package;
+      readOnly = true;
+      default = configFile;
+      defaultText = literalExpression "lnd.conf rendered from settings";
+      description = "The rendered lnd.conf (world-readable in the Nix store, no credential in it).";
+    };
+
     settings = mkOption {
       type = types.submodule {
         freeformType = types.attrsOf chainstead.settingsValueType;
