@@ -129,6 +129,37 @@ in
       (h.expectContains "the wrapper passes the operator's arguments" "\"$@\"" (h.renderedText wrapper))
     ];
 
+  rpc-users =
+    let
+      withUsers = node { rpc.users.fulcrum-remote = { }; };
+      loaderSecret = withUsers.services.chainstead.secrets.services.bitcoind.secrets.rpcauth-fulcrum-remote;
+    in
+    [
+      (h.expectContains "bitcoin.conf includes the runtime rpcauth line"
+        "includeconf=/run/chainstead/secrets/bitcoind/rpcauth-fulcrum-remote.conf"
+        (lines withUsers)
+      )
+      (h.expectTrue "the include is global, before the network section" (
+        lib.lists.findFirstIndex (lib.hasPrefix "includeconf=") null (lines withUsers)
+        < lib.lists.findFirstIndex (l: l == "[main]") null (lines withUsers)
+      ) (conf withUsers))
+      (h.expectNotContains "no rpcauth value in the store" "rpcauth=" (conf withUsers))
+      (h.expectEqual "the loader derives the rpcauth line from a generated password" {
+        path = "chainstead/bitcoind/rpc-fulcrum-remote";
+        field = "password";
+        file = "rpcauth-fulcrum-remote.conf";
+        transform.rpcauth.user = "fulcrum-remote";
+      } { inherit (loaderSecret) path field file transform; })
+      (h.expectTrue "a missing password is generated" (loaderSecret.generate != null) (h.show loaderSecret.generate))
+      (h.expectContains "bitcoind requires its secrets loader" "bitcoind.service"
+        withUsers.systemd.services.chainstead-secrets-bitcoind.requiredBy
+      )
+      (h.expectEqual "without password users there is no loader" false (
+        mainnet.systemd.services ? chainstead-secrets-bitcoind
+      ))
+      (h.expectNotContains "without password users nothing is included" "includeconf" (conf mainnet))
+    ];
+
   firewall = [
     (h.expectEqual "P2P stays closed by default" [ ] mainnet.networking.firewall.allowedTCPPorts)
     (h.expectEqual "openFirewall opens the network's P2P port" [ 8333 ]
