@@ -1,19 +1,21 @@
-//! chainstead-backup: Pushes LND's channel.backup and small config snapshots to every configured backup target.
+//! chainstead-backup: the command line; all work is in the library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Pushes LND's channel.backup and small config snapshots to every configured backup target.
-///
-/// Not implemented yet: this build only parses its command line.
-#[derive(Parser, Debug)]
-#[command(name = "chainstead-backup", version)]
-struct Cli {}
-
 fn main() -> ExitCode {
     chainstead_common::logging::init();
-    let _cli = Cli::parse();
-    tracing::error!("chainstead-backup is not implemented yet");
-    ExitCode::from(2)
+    let cli = chainstead_backup::Cli::parse();
+    match chainstead_backup::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<chainstead_backup::Invalid>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,302 @@
+//! `status`, `verify` and `restore`: they read the state file and the
+//! targets, never the running service.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::manifest::{Manifest, TargetSpec, LOCAL_TARGET};
+use crate::state::{self, State};
+use crate::targets::directory::DirStore;
+use crate::targets::Backend;
+use crate::version::{self, Kind, AGE_SUFFIX};
+
+#[derive(Serialize)]
+struct TargetStatus {
+    name: String,
+    kind: String,
+    current: bool,
+    last_success: Option<f64>,
+    age_seconds: Option<f64>,
+    last_version: Option<String>,
+    last_error: Option<String>,
+    last_error_time: Option<f64>,
+    failures_total: u64,
+    consecutive_failures: u64,
+    bytes_pushed_total: u64,
+}
+
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    channel: Option<&'a state::Accepted>,
+    snapshot: Option<&'a state::Accepted>,
+    rejected: &'a state::Rejected,
+    targets: Vec<TargetStatus>,
+    snapshot_targets: Vec<TargetStatus>,
+}
+
+fn target_rows(m: &Manifest, st: &State, kind: Kind) -> Vec<TargetStatus> {
+    let now = state::now();
+    let newest = match kind {
+        Kind::Channel => st.channel.as_ref(),
+        Kind::Snapshot => st.snapshot.as_ref(),
+    };
+    m.targets
+        .iter()
+        .map(|t| {
+            let ts = st.targets.get(t.name()).cloned().unwrap_or_default();
+            let lane = ts.lane(kind).clone();
+            TargetStatus {
+                name: t.name().into(),
+                kind: t.kind().into(),
+                current: newest.is_some_and(|n| lane.last_sha256.as_deref() == Some(&n.sha256)),
+                age_seconds: lane.last_success.map(|s| (now - s).max(0.0)),
+                last_success: lane.last_success,
+                last_version: lane.last_name,
+                last_error: lane.last_error,
+                last_error_time: lane.last_error_time,
+                failures_total: lane.failures_total,
+                consecutive_failures: lane.consecutive_failures,
+                bytes_pushed_total: lane.bytes_pushed_total,
+            }
+        })
+        .collect()
+}
+
+fn ago(secs: Option<f64>) -> String {
+    match secs {
+        None => "never".into(),
+        Some(s) if s < 120.0 => format!("{s:.0} s ago"),
+        Some(s) if s < 7200.0 => format!("{:.0} min ago", s / 60.0),
+        Some(s) if s < 172_800.0 => format!("{:.1} h ago", s / 3600.0),
+        Some(s) => format!("{:.1} days ago", s / 86400.0),
+    }
+}
+
+pub fn status(m: &Manifest, json: bool) -> Result<String> {
+    let st = state::load(&m.state_dir)?;
+    let report = StatusReport {
+        channel: st.channel.as_ref(),
+        snapshot: st.snapshot.as_ref(),
+        rejected: &st.rejected,
+        targets: target_rows(m, &st, Kind::Channel),
+        snapshot_targets: if m.snapshot.is_some() {
+            target_rows(m, &st, Kind::Snapshot)
+        } else {
+            Vec::new()
+        },
+    };
+    if json {
+        return serde_json::to_string_pretty(&report).context("failed to render status as JSON");
+    }
+    let now = state::now();
+    let mut out = String::new();
+    match &st.channel {
+        Some(c) => out.push_str(&format!(
+            "channel.backup: {} ({} bytes), first seen {}\n",
+            c.name,
+            c.size,
+            ago(Some(now - c.since))
+        )),
+        None => out.push_str("channel.backup: never read\n"),
+    }
+    if st.rejected.total > 0 {
+        out.push_str(&format!(
+            "refused reads: {} (last {}: {})\n",
+            st.rejected.total,
+            ago(st.rejected.last_time.map(|t| now - t)),
+            st.rejected.last_reason.as_deref().unwrap_or("?")
+        ));
+    }
+    let mut table = |title: &str, rows: &[TargetStatus]| {
+        out.push_str(&format!("\n{title}\n"));
+        for r in rows {
+            out.push_str(&format!(
+                "  {:<12} {:<9} {:<8} last success {:<14} failures {:<5} {}\n",
+                r.name,
+                r.kind,
+                if r.current { "current" } else { "BEHIND" },
+                ago(r.age_seconds),
+                r.failures_total,
+                match (&r.last_error, r.current) {
+                    (Some(e), false) => format!("last error: {e}"),
+                    _ => String::new(),
+                }
+            ));
+        }
+    };
+    table("targets (channel.backup):", &report.targets);
+    if m.snapshot.is_some() {
+        table("targets (snapshots):", &report.snapshot_targets);
+    }
+    Ok(out)
+}
+
+fn backend_for(m: &Manifest, target: &str) -> Result<(Backend, bool)> {
+    if target == LOCAL_TARGET {
+        return Ok((
+            Backend::Directory(DirStore::new(m.state_dir.join("versions"))),
+            false,
+        ));
+    }
+    let spec: &TargetSpec =
+        m.targets
+            .iter()
+            .find(|t| t.name() == target)
+            .with_context(|| {
+                format!(
+                "failed to find target \"{target}\" in the manifest (known: {}, {LOCAL_TARGET})",
+                m.targets.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+            )
+            })?;
+    Ok((
+        Backend::from_spec(spec, &m.state_dir.join("tmp"))?,
+        spec.encrypt(),
+    ))
+}
+
+/// Fetches `name` (or the newest) and returns its plaintext and plain name,
+/// checked against the hash in its name.
+async fn fetch(
+    m: &Manifest,
+    backend: &Backend,
+    encrypted: bool,
+    kind: Kind,
+    name: Option<&str>,
+) -> Result<(String, Vec<u8>)> {
+    let stored = match name {
+        Some(n) if encrypted && !n.ends_with(AGE_SUFFIX) => format!("{n}{AGE_SUFFIX}"),
+        Some(n) => n.to_string(),
+        None => backend
+            .latest(kind)
+            .await?
+            .context("failed to find a latest version: the target holds none")?,
+    };
+    let data = backend.get(kind, &stored).await?;
+    let plain = if stored.ends_with(AGE_SUFFIX) {
+        let id = m
+            .encryption
+            .as_ref()
+            .and_then(|e| e.identity_file.as_ref())
+            .context("failed to decrypt: set encryption.identity_file to the age identity")?;
+        crate::crypt::open(id, &data)?
+    } else {
+        data
+    };
+    if !version::matches_name(kind, &stored, &plain) {
+        bail!("failed to verify {stored}: its content does not match the hash in its name");
+    }
+    let plain_name = stored
+        .strip_suffix(AGE_SUFFIX)
+        .unwrap_or(&stored)
+        .to_string();
+    Ok((plain_name, plain))
+}
+
+#[derive(Serialize)]
+pub struct VerifyRow {
+    pub target: String,
+    pub kind: &'static str,
+    pub result: String,
+    pub ok: bool,
+}
+
+/// Fetches the newest copy from every target and checks it byte for byte
+/// against the local copy of the same version, and that it is the newest.
+pub async fn verify(m: &Manifest) -> Result<Vec<VerifyRow>> {
+    let st = state::load(&m.state_dir)?;
+    let local = DirStore::new(m.state_dir.join("versions"));
+    let mut kinds = vec![(Kind::Channel, st.channel.clone())];
+    if m.snapshot.is_some() {
+        kinds.push((Kind::Snapshot, st.snapshot.clone()));
+    }
+    let mut rows = Vec::new();
+    let names: Vec<String> = std::iter::once(LOCAL_TARGET.to_string())
+        .chain(m.targets.iter().map(|t| t.name().to_string()))
+        .collect();
+    for (kind, newest) in kinds {
+        let checks = names.iter().map(|t| {
+            let local = local.clone();
+            let newest = newest.clone();
+            async move {
+                let r = verify_one(m, t, kind, newest.as_ref(), &local).await;
+                let (ok, result) = match r {
+                    Ok(s) => (true, s),
+                    Err(e) => (false, format!("FAILED: {e:#}")),
+                };
+                VerifyRow {
+                    target: t.clone(),
+                    kind: kind.as_str(),
+                    ok: ok && !result.starts_with("STALE"),
+                    result,
+                }
+            }
+        });
+        rows.extend(futures::future::join_all(checks).await);
+    }
+    Ok(rows)
+}
+
+async fn verify_one(
+    m: &Manifest,
+    target: &str,
+    kind: Kind,
+    newest: Option<&state::Accepted>,
+    local: &DirStore,
+) -> Result<String> {
+    let (backend, encrypted) = backend_for(m, target)?;
+    if matches!(backend, Backend::Pbs(_)) {
+        return Ok(format!("SKIPPED: {}", crate::targets::pbs::NO_READ));
+    }
+    let (name, plain) = fetch(m, &backend, encrypted, kind, None).await?;
+    let reference = local.get(kind, &name).await.ok();
+    if let Some(r) = &reference {
+        if r != &plain {
+            bail!("{name} differs from the local copy of the same version");
+        }
+    }
+    let checked = if reference.is_some() {
+        "matches the local copy byte for byte"
+    } else {
+        "matches its hash (no local copy to compare)"
+    };
+    match newest {
+        Some(n) if n.name != name => Ok(format!(
+            "STALE: holds {name}, newest is {}; {checked}",
+            n.name
+        )),
+        _ => Ok(format!("OK: {name} {checked}")),
+    }
+}
+
+/// Writes a verified copy: a channel.backup for
+/// `lncli restorechanbackup --multi_file <out>`, or a snapshot unpacked
+/// into the directory `<out>`.
+pub async fn restore(
+    m: &Manifest,
+    from: &str,
+    version_name: Option<&str>,
+    out: &Path,
+    snapshot: bool,
+) -> Result<String> {
+    let kind = if snapshot {
+        Kind::Snapshot
+    } else {
+        Kind::Channel
+    };
+    let (backend, encrypted) = backend_for(m, from)?;
+    let (name, plain) = fetch(m, &backend, encrypted, kind, version_name).await?;
+    if snapshot {
+        crate::snapshot::unpack(&plain, out)?;
+    } else {
+        if plain.len() < crate::channel::MIN_SIZE {
+            bail!(
+                "failed to restore {name}: {} bytes is too small for a channel backup",
+                plain.len()
+            );
+        }
+        chainstead_common::fs::write_atomic(out, &plain, 0o600)?;
+    }
+    Ok(name)
+}

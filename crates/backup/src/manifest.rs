@@ -1,0 +1,564 @@
+//! The manifest the NixOS module renders: one JSON file holding paths,
+//! addresses and the names of credential files, never secret values.
+//! `validate` checks it offline (no network, no writes, no reads of the
+//! files it names, as they may not exist when the system is built).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// A manifest that parsed but cannot be used; `main` exits 2 for it.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid manifest: {}", self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u32,
+    /// LND's `<lnd dir>/data/chain/bitcoin/<network>/channel.backup`.
+    pub channel_backup: PathBuf,
+    /// Local versioned copies (`versions/`), `state.json`, snapshot staging.
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub metrics_dir: Option<PathBuf>,
+    /// Instance name for the metrics file: `chainstead-backup[-<instance>].prom`.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Seconds between full re-reads that catch anything inotify missed.
+    #[serde(default = "default_reconcile")]
+    pub reconcile_interval_secs: u64,
+    #[serde(default)]
+    pub lnd: Option<LndVerify>,
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub snapshot: Option<SnapshotSpec>,
+    pub targets: Vec<TargetSpec>,
+}
+
+fn default_reconcile() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LndVerify {
+    /// LND's REST listener, e.g. `https://127.0.0.1:8080`.
+    pub rest_url: String,
+    /// LND's self-signed `tls.cert` (PEM), trusted as the only root.
+    pub tls_cert_file: PathBuf,
+    /// A read-only macaroon (`readonly.macaroon`) is enough for verify.
+    pub macaroon_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// age X25519 recipients (`age1...`), public keys only.
+    pub recipients: Vec<String>,
+    /// The matching identity, needed only by `verify` and `restore`.
+    #[serde(default)]
+    pub identity_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Versions kept per target at least (the newest is never deleted).
+    #[serde(default = "default_keep_last")]
+    pub keep_last: usize,
+    /// Versions older than this are deleted once more than `keep_last` exist.
+    #[serde(default)]
+    pub max_age_days: Option<u64>,
+}
+
+fn default_keep_last() -> usize {
+    100
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            keep_last: default_keep_last(),
+            max_age_days: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSpec {
+    /// Small files (configs, xpubs, derivation paths), absolute paths.
+    pub files: Vec<PathBuf>,
+    /// Seconds between snapshots; a change to a file also triggers one.
+    #[serde(default = "default_snapshot_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_snapshot_interval() -> u64 {
+    3600
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetSpec {
+    Directory {
+        name: String,
+        #[serde(default)]
+        encrypt: bool,
+        path: PathBuf,
+    },
+    S3 {
+        name: String,
+        #[serde(default)]
+        encrypt: bool,
+        endpoint: String,
+        bucket: String,
+        region: String,
+        #[serde(default)]
+        prefix: String,
+        access_key_id_file: PathBuf,
+        secret_access_key_file: PathBuf,
+        #[serde(default)]
+        allow_http: bool,
+    },
+    Webdav {
+        name: String,
+        #[serde(default)]
+        encrypt: bool,
+        /// Base collection URL, e.g. Nextcloud's
+        /// `https://cloud.example/remote.php/dav/files/<user>/lnd-backup`.
+        url: String,
+        user: String,
+        password_file: PathBuf,
+    },
+    Openbao {
+        name: String,
+        #[serde(default)]
+        encrypt: bool,
+        address: String,
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        auth: BaoAuth,
+        /// The KV mount, e.g. `secret`.
+        mount: String,
+        /// Secret path inside the mount; snapshots go to `<path>-snapshot`.
+        path: String,
+        /// 2 (versioned, the default) or 1 (unversioned KV).
+        #[serde(default = "default_kv_version")]
+        kv_version: u8,
+    },
+    Pbs {
+        name: String,
+        #[serde(default)]
+        encrypt: bool,
+        /// `[[user@realm[!token]@]server[:port]:]datastore`.
+        repository: String,
+        #[serde(default)]
+        namespace: Option<String>,
+        #[serde(default)]
+        fingerprint: Option<String>,
+        password_file: PathBuf,
+        backup_id: String,
+        client_binary: PathBuf,
+    },
+}
+
+fn default_kv_version() -> u8 {
+    2
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum BaoAuth {
+    Approle {
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+        role_id_file: PathBuf,
+        secret_id_file: PathBuf,
+    },
+    Token {
+        token_file: PathBuf,
+    },
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+impl TargetSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            TargetSpec::Directory { name, .. }
+            | TargetSpec::S3 { name, .. }
+            | TargetSpec::Webdav { name, .. }
+            | TargetSpec::Openbao { name, .. }
+            | TargetSpec::Pbs { name, .. } => name,
+        }
+    }
+
+    pub fn encrypt(&self) -> bool {
+        match self {
+            TargetSpec::Directory { encrypt, .. }
+            | TargetSpec::S3 { encrypt, .. }
+            | TargetSpec::Webdav { encrypt, .. }
+            | TargetSpec::Openbao { encrypt, .. }
+            | TargetSpec::Pbs { encrypt, .. } => *encrypt,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetSpec::Directory { .. } => "directory",
+            TargetSpec::S3 { .. } => "s3",
+            TargetSpec::Webdav { .. } => "webdav",
+            TargetSpec::Openbao { .. } => "openbao",
+            TargetSpec::Pbs { .. } => "pbs",
+        }
+    }
+}
+
+/// The name `restore --from` uses for the local versioned copies.
+pub const LOCAL_TARGET: &str = "local";
+
+impl Manifest {
+    /// Reads and parses; a parse error is [`Invalid`] (exit 2).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read manifest {}", path.display()))?;
+        let m: Manifest =
+            serde_json::from_str(&text).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn metrics_file(&self) -> Option<PathBuf> {
+        let name = match &self.instance {
+            Some(i) => format!("chainstead-backup-{i}.prom"),
+            None => "chainstead-backup.prom".into(),
+        };
+        self.metrics_dir.as_ref().map(|d| d.join(name))
+    }
+
+    /// Offline checks; every message names the field and what to do.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let bad = |msg: String| Err(Invalid(msg));
+        if self.version != 1 {
+            return bad(format!(
+                "version: {} is not supported; this tool reads version 1",
+                self.version
+            ));
+        }
+        absolute("channel_backup", &self.channel_backup)?;
+        if self.channel_backup.file_name().is_none() {
+            return bad("channel_backup: name LND's channel.backup file, not a directory".into());
+        }
+        absolute("state_dir", &self.state_dir)?;
+        if let Some(d) = &self.metrics_dir {
+            absolute("metrics_dir", d)?;
+        }
+        if let Some(i) = &self.instance {
+            plain_name("instance", i)?;
+        }
+        if self.reconcile_interval_secs == 0 {
+            return bad("reconcile_interval_secs: must be at least 1".into());
+        }
+        if let Some(l) = &self.lnd {
+            let url = reqwest::Url::parse(&l.rest_url)
+                .map_err(|e| Invalid(format!("lnd.rest_url: {e}; give https://host:port")))?;
+            if url.scheme() != "https" {
+                return bad("lnd.rest_url: LND's REST API is served over https".into());
+            }
+            secret_path("lnd.tls_cert_file", &l.tls_cert_file)?;
+            secret_path("lnd.macaroon_file", &l.macaroon_file)?;
+        }
+        if let Some(e) = &self.encryption {
+            if e.recipients.is_empty() {
+                return bad("encryption.recipients: give at least one age1... public key".into());
+            }
+            for (i, r) in e.recipients.iter().enumerate() {
+                r.parse::<age::x25519::Recipient>().map_err(|err| {
+                    Invalid(format!(
+                        "encryption.recipients[{i}]: not an age X25519 recipient ({err})"
+                    ))
+                })?;
+            }
+            if let Some(id) = &e.identity_file {
+                secret_path("encryption.identity_file", id)?;
+            }
+        }
+        if self.retention.keep_last == 0 {
+            return bad("retention.keep_last: must be at least 1".into());
+        }
+        if let Some(s) = &self.snapshot {
+            if s.interval_secs == 0 {
+                return bad("snapshot.interval_secs: must be at least 1".into());
+            }
+            for (i, f) in s.files.iter().enumerate() {
+                absolute(&format!("snapshot.files[{i}]"), f)?;
+                if f.file_name().is_none() {
+                    return bad(format!("snapshot.files[{i}]: name a file"));
+                }
+            }
+        }
+        if self.targets.is_empty() {
+            return bad("targets: configure at least one backup target".into());
+        }
+        let mut names = HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let field = format!("targets[{i}]");
+            plain_name(&format!("{field}.name"), t.name())?;
+            if t.name() == LOCAL_TARGET {
+                return bad(format!(
+                    "{field}.name: \"{LOCAL_TARGET}\" is reserved for the local copies in state_dir"
+                ));
+            }
+            if !names.insert(t.name().to_string()) {
+                return bad(format!("{field}.name: \"{}\" is used twice", t.name()));
+            }
+            if t.encrypt() && self.encryption.is_none() {
+                return bad(format!(
+                    "{field}.encrypt: set encryption.recipients to encrypt this target"
+                ));
+            }
+            validate_target(&field, t)?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
+    match t {
+        TargetSpec::Directory { path, .. } => absolute(&format!("{field}.path"), path),
+        TargetSpec::S3 {
+            endpoint,
+            bucket,
+            region,
+            access_key_id_file,
+            secret_access_key_file,
+            allow_http,
+            ..
+        } => {
+            http_url(&format!("{field}.endpoint"), endpoint, *allow_http)?;
+            if bucket.is_empty() {
+                return Err(Invalid(format!("{field}.bucket: name the bucket")));
+            }
+            if region.is_empty() {
+                return Err(Invalid(format!(
+                    "{field}.region: give the region the server signs for (Garage: \"garage\")"
+                )));
+            }
+            secret_path(&format!("{field}.access_key_id_file"), access_key_id_file)?;
+            secret_path(
+                &format!("{field}.secret_access_key_file"),
+                secret_access_key_file,
+            )
+        }
+        TargetSpec::Webdav {
+            url,
+            user,
+            password_file,
+            ..
+        } => {
+            http_url(&format!("{field}.url"), url, false)?;
+            if user.is_empty() {
+                return Err(Invalid(format!("{field}.user: give the WebDAV user")));
+            }
+            secret_path(&format!("{field}.password_file"), password_file)
+        }
+        TargetSpec::Openbao {
+            address,
+            ca_file,
+            auth,
+            mount,
+            path,
+            kv_version,
+            ..
+        } => {
+            reqwest::Url::parse(address).map_err(|e| Invalid(format!("{field}.address: {e}")))?;
+            if let Some(ca) = ca_file {
+                absolute(&format!("{field}.ca_file"), ca)?;
+            }
+            match auth {
+                BaoAuth::Approle {
+                    role_id_file,
+                    secret_id_file,
+                    ..
+                } => {
+                    secret_path(&format!("{field}.auth.approle.role_id_file"), role_id_file)?;
+                    secret_path(
+                        &format!("{field}.auth.approle.secret_id_file"),
+                        secret_id_file,
+                    )?;
+                }
+                BaoAuth::Token { token_file } => {
+                    secret_path(&format!("{field}.auth.token.token_file"), token_file)?
+                }
+            }
+            if mount.is_empty() || path.is_empty() {
+                return Err(Invalid(format!(
+                    "{field}.mount/path: name the KV mount and the secret path"
+                )));
+            }
+            if *kv_version != 1 && *kv_version != 2 {
+                return Err(Invalid(format!("{field}.kv_version: must be 1 or 2")));
+            }
+            Ok(())
+        }
+        TargetSpec::Pbs {
+            repository,
+            password_file,
+            backup_id,
+            client_binary,
+            ..
+        } => {
+            if repository.is_empty() {
+                return Err(Invalid(format!(
+                    "{field}.repository: give [[user@realm@]server[:port]:]datastore"
+                )));
+            }
+            plain_name(&format!("{field}.backup_id"), backup_id)?;
+            secret_path(&format!("{field}.password_file"), password_file)?;
+            absolute(&format!("{field}.client_binary"), client_binary)
+        }
+    }
+}
+
+fn absolute(field: &str, p: &Path) -> Result<(), Invalid> {
+    if p.is_absolute() {
+        Ok(())
+    } else {
+        Err(Invalid(format!(
+            "{field}: {} is not an absolute path",
+            p.display()
+        )))
+    }
+}
+
+/// Credential files must be absolute and outside the world-readable store.
+fn secret_path(field: &str, p: &Path) -> Result<(), Invalid> {
+    absolute(field, p)?;
+    if p.starts_with("/nix/store") {
+        return Err(Invalid(format!(
+            "{field}: {} is in the Nix store, which every user can read; \
+             point it at a file of the secrets loader (/run/chainstead/secrets/backup/...)",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+fn plain_name(field: &str, s: &str) -> Result<(), Invalid> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid(format!(
+            "{field}: \"{s}\" must be 1-64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+fn http_url(field: &str, s: &str, allow_http: bool) -> Result<(), Invalid> {
+    let url = reqwest::Url::parse(s).map_err(|e| Invalid(format!("{field}: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http => Ok(()),
+        "http" if url.host_str() == Some("127.0.0.1") || url.host_str() == Some("localhost") => {
+            Ok(())
+        }
+        "http" => Err(Invalid(format!(
+            "{field}: plain http to {} would expose credentials; use https (or allow_http for a trusted network)",
+            url.host_str().unwrap_or("?")
+        ))),
+        other => Err(Invalid(format!("{field}: scheme {other} is not http(s)"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> serde_json::Value {
+        serde_json::json!({
+            "version": 1,
+            "channel_backup": "/var/lib/lnd/data/chain/bitcoin/mainnet/channel.backup",
+            "state_dir": "/var/lib/chainstead/backup",
+            "metrics_dir": "/var/lib/prometheus-node-exporter",
+            "retention": {"keep_last": 50, "max_age_days": 90},
+            "targets": [
+                {"kind": "directory", "name": "usb", "path": "/mnt/usb/lnd"},
+                {"kind": "s3", "name": "garage", "endpoint": "https://s3.example", "bucket": "b",
+                 "region": "garage", "prefix": "node1",
+                 "access_key_id_file": "/run/chainstead/secrets/backup/s3-key-id",
+                 "secret_access_key_file": "/run/chainstead/secrets/backup/s3-secret"},
+                {"kind": "pbs", "name": "pbs", "repository": "backup@pbs@pbs.lan:store",
+                 "password_file": "/run/chainstead/secrets/backup/pbs-password",
+                 "backup_id": "node1-lnd", "client_binary": "/run/current-system/sw/bin/proxmox-backup-client"}
+            ]
+        })
+    }
+
+    fn parse(v: serde_json::Value) -> Result<Manifest, String> {
+        let m: Manifest = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        m.validate().map_err(|e| e.to_string())?;
+        Ok(m)
+    }
+
+    #[test]
+    fn example_is_valid() {
+        let m = parse(example()).unwrap();
+        assert_eq!(m.targets.len(), 3);
+        assert_eq!(m.targets[1].kind(), "s3");
+        assert_eq!(m.reconcile_interval_secs, 60);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        let mut v = example();
+        v["colour"] = "blue".into();
+        assert!(parse(v).unwrap_err().contains("colour"));
+        let mut v = example();
+        v["targets"][0]["pathh"] = "/x".into();
+        assert!(parse(v).unwrap_err().contains("pathh"));
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let mut v = example();
+        v["targets"][1]["secret_access_key_file"] = "/nix/store/abc-secret".into();
+        let e = parse(v).unwrap_err();
+        assert!(e.contains("targets[1].secret_access_key_file"), "{e}");
+        let mut v = example();
+        v["targets"][0]["encrypt"] = true.into();
+        assert!(parse(v).unwrap_err().contains("targets[0].encrypt"));
+        let mut v = example();
+        v["targets"][2]["name"] = "usb".into();
+        assert!(parse(v).unwrap_err().contains("used twice"));
+        let mut v = example();
+        v["targets"][1]["endpoint"] = "http://s3.example".into();
+        assert!(parse(v).unwrap_err().contains("targets[1].endpoint"));
+        let mut v = example();
+        v["version"] = 2.into();
+        assert!(parse(v).unwrap_err().contains("version"));
+        let mut v = example();
+        v["encryption"] = serde_json::json!({"recipients": ["age1nope"]});
+        assert!(parse(v).unwrap_err().contains("encryption.recipients[0]"));
+    }
+}

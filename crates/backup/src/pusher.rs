@@ -1,0 +1,609 @@
+//! The pusher: reads and validates new versions, keeps a local versioned
+//! copy, and hands the newest version to one task per target and kind.
+//!
+//! Each task watches a `watch` channel holding the newest wanted version, so
+//! a burst of rewrites coalesces to the newest, a slow or failing target
+//! never holds up the others, and a target that comes back catches up with
+//! whatever is newest by then. Attempts are retried with exponential
+//! backoff until the target acknowledges.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chainstead_common::notify;
+use chainstead_common::retry::Backoff;
+use chainstead_common::shutdown::Shutdown;
+use futures::StreamExt;
+use tokio::sync::{watch, Notify};
+
+use crate::channel::{self, LndVerdict, ReadOutcome};
+use crate::crypt::Sealer;
+use crate::manifest::{Manifest, TargetSpec};
+use crate::state::{self, Accepted, Store};
+use crate::targets::directory::DirStore;
+use crate::targets::Backend;
+use crate::version::{self, Kind, Version};
+
+type Wanted = watch::Sender<Option<Arc<Version>>>;
+
+pub struct Engine {
+    pub m: Arc<Manifest>,
+    pub store: Arc<Store>,
+    sealer: Option<Sealer>,
+    local: DirStore,
+    scratch: PathBuf,
+    channel: Wanted,
+    snapshot: Wanted,
+}
+
+/// What one read of channel.backup (or one snapshot) led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ingest {
+    New(String),
+    Unchanged,
+    Missing,
+    Rejected(String),
+}
+
+impl Engine {
+    pub fn new(m: Manifest) -> Result<Arc<Self>> {
+        let m = Arc::new(m);
+        for d in [
+            m.state_dir.clone(),
+            m.state_dir.join("versions"),
+            m.state_dir.join("tmp"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("failed to create directory {}", d.display()))?;
+        }
+        let store = Arc::new(Store::open(&m.state_dir, m.metrics_file())?);
+        let sealer = match &m.encryption {
+            Some(e) if m.targets.iter().any(|t| t.encrypt()) => Some(Sealer::new(&e.recipients)?),
+            _ => None,
+        };
+        let local = DirStore::new(m.state_dir.join("versions"));
+        local.clean_temp(Kind::Channel);
+        local.clean_temp(Kind::Snapshot);
+        for t in &m.targets {
+            if let TargetSpec::Directory { path, .. } = t {
+                let d = DirStore::new(path.clone());
+                d.clean_temp(Kind::Channel);
+                d.clean_temp(Kind::Snapshot);
+            }
+        }
+        store.update(|s| {
+            for t in &m.targets {
+                s.targets.entry(t.name().to_string()).or_default().kind = t.kind().to_string();
+            }
+            s.targets
+                .retain(|k, _| m.targets.iter().any(|t| t.name() == k));
+        });
+        Ok(Arc::new(Self {
+            scratch: m.state_dir.join("tmp"),
+            local,
+            sealer,
+            store,
+            channel: watch::channel(None).0,
+            snapshot: watch::channel(None).0,
+            m,
+        }))
+    }
+
+    fn wanted(&self, kind: Kind) -> &Wanted {
+        match kind {
+            Kind::Channel => &self.channel,
+            Kind::Snapshot => &self.snapshot,
+        }
+    }
+
+    fn reject(&self, reason: &str) {
+        tracing::error!(
+            "refusing to push channel.backup: {reason}; the copies on every target are kept"
+        );
+        notify::status(&format!("REFUSED channel.backup: {reason}"));
+        self.store.update(|s| {
+            s.rejected.total += 1;
+            s.rejected.last_time = Some(state::now());
+            s.rejected.last_reason = Some(reason.to_string());
+        });
+    }
+
+    /// Reads channel.backup; publishes it if it is new and valid.
+    pub async fn ingest_channel(&self) -> Result<Ingest> {
+        let path = self.m.channel_backup.clone();
+        let seen = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || channel::read_stable(&path))
+            .await
+            .context("failed to join the channel.backup reader")??;
+        let data = match outcome {
+            ReadOutcome::Missing => return Ok(Ingest::Missing),
+            ReadOutcome::Rejected(r) => {
+                self.reject(&r);
+                return Ok(Ingest::Rejected(r));
+            }
+            ReadOutcome::Good(d) => d,
+        };
+        let sha = channel::sha256_hex(&data);
+        if let Some(cur) = self.channel.borrow().as_ref() {
+            if cur.sha256 == sha {
+                return Ok(Ingest::Unchanged);
+            }
+        }
+        if let Some(lnd) = &self.m.lnd {
+            match channel::lnd_verify(lnd, &data).await {
+                LndVerdict::Accepted => {}
+                LndVerdict::Rejected(r) => {
+                    self.reject(&r);
+                    return Ok(Ingest::Rejected(r));
+                }
+                LndVerdict::Unverifiable(r) => {
+                    tracing::warn!(
+                        "could not ask LND to verify channel.backup, pushing it anyway: {r}"
+                    )
+                }
+            }
+        }
+        // The same content as before a restart keeps its name, so targets
+        // that already hold it are not written again.
+        let prev = self.store.snapshot().channel;
+        let name = match prev {
+            Some(p) if p.sha256 == sha => p.name,
+            _ => version::channel_name(chrono::Utc::now(), &sha),
+        };
+        self.publish(Kind::Channel, name.clone(), sha, data, seen)
+            .await?;
+        Ok(Ingest::New(name))
+    }
+
+    /// Packs the snapshot set; publishes it if its content changed.
+    pub async fn ingest_snapshot(&self) -> Result<Ingest> {
+        let Some(spec) = self.m.snapshot.clone() else {
+            return Ok(Ingest::Missing);
+        };
+        let seen = Instant::now();
+        let scratch = self.scratch.clone();
+        let built =
+            tokio::task::spawn_blocking(move || crate::snapshot::build(&spec.files, &scratch))
+                .await
+                .context("failed to join the snapshot builder")??;
+        for f in &built.missing {
+            tracing::warn!("snapshot: {} does not exist, left out", f.display());
+        }
+        if let Some(cur) = self.snapshot.borrow().as_ref() {
+            if cur.sha256 == built.sha256_hex {
+                return Ok(Ingest::Unchanged);
+            }
+        }
+        let prev = self.store.snapshot().snapshot;
+        let name = match prev {
+            Some(p) if p.sha256 == built.sha256_hex => p.name,
+            _ => version::snapshot_name(chrono::Utc::now(), &built.nix32),
+        };
+        self.publish(
+            Kind::Snapshot,
+            name.clone(),
+            built.sha256_hex,
+            built.nar,
+            seen,
+        )
+        .await?;
+        Ok(Ingest::New(name))
+    }
+
+    async fn publish(
+        &self,
+        kind: Kind,
+        name: String,
+        sha: String,
+        data: Vec<u8>,
+        seen: Instant,
+    ) -> Result<()> {
+        let sealed = match &self.sealer {
+            Some(s) => Some(Arc::new(s.seal(&data)?)),
+            None => None,
+        };
+        let v = Arc::new(Version {
+            kind,
+            name: name.clone(),
+            sha256: sha.clone(),
+            plain: Arc::new(data),
+            sealed,
+            seen,
+        });
+        // Hand it to the targets first: the local copy must not delay them.
+        self.wanted(kind).send_replace(Some(v.clone()));
+        tracing::info!("new {} version {name}", kind.as_str());
+        let size = v.plain.len() as u64;
+        self.store.update(|s| {
+            let slot = match kind {
+                Kind::Channel => &mut s.channel,
+                Kind::Snapshot => &mut s.snapshot,
+            };
+            if slot.as_ref().map(|p| p.sha256 != sha).unwrap_or(true) {
+                *slot = Some(Accepted {
+                    name: name.clone(),
+                    sha256: sha.clone(),
+                    size,
+                    since: state::now(),
+                });
+            }
+        });
+        if let Some(a) = v.artifact(false) {
+            if let Err(e) = self.local.put(&a).await {
+                tracing::warn!("failed to keep the local copy {name}: {e:#}");
+            } else if let Err(e) = Backend::Directory(self.local.clone())
+                .prune(kind, &self.m.retention)
+                .await
+            {
+                tracing::warn!("failed to apply retention to local copies: {e:#}");
+            }
+        }
+        Ok(())
+    }
+
+    fn acked(&self, target: &str, kind: Kind, sha: &str) -> bool {
+        self.store
+            .snapshot()
+            .targets
+            .get(target)
+            .map(|t| t.lane(kind).last_sha256.as_deref() == Some(sha))
+            .unwrap_or(false)
+    }
+
+    /// True once every target holds the newest version of `kind`.
+    pub fn all_current(&self, kind: Kind) -> bool {
+        match self.wanted(kind).borrow().as_ref() {
+            None => true,
+            Some(v) => self
+                .m
+                .targets
+                .iter()
+                .all(|t| self.acked(t.name(), kind, &v.sha256)),
+        }
+    }
+
+    fn status_line(&self) {
+        let st = self.store.snapshot();
+        let Some(cur) = st.channel.as_ref() else {
+            notify::status("waiting for channel.backup");
+            return;
+        };
+        let current = st
+            .targets
+            .values()
+            .filter(|t| t.channel.last_sha256.as_deref() == Some(cur.sha256.as_str()))
+            .count();
+        notify::status(&format!(
+            "{current}/{} targets hold {}",
+            self.m.targets.len(),
+            cur.name
+        ));
+    }
+
+    /// One task per target and kind; returns when shutdown is requested.
+    async fn target_loop(self: Arc<Self>, idx: usize, kind: Kind, mut sd: Shutdown) {
+        let spec = self.m.targets[idx].clone();
+        let name = spec.name().to_string();
+        let mut rx = self.wanted(kind).subscribe();
+        let mut backend: Option<Backend> = None;
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
+        let mut last_prune: Option<Instant> = None;
+        loop {
+            let v = loop {
+                if let Some(v) = rx.borrow_and_update().clone() {
+                    if !self.acked(&name, kind, &v.sha256) {
+                        break v;
+                    }
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return },
+                    _ = sd.wait() => return,
+                }
+            };
+            let Some(artifact) = v.artifact(spec.encrypt()) else {
+                return;
+            };
+            let attempt = async {
+                if backend.is_none() {
+                    backend = Some(Backend::from_spec(&spec, &self.scratch)?);
+                }
+                match backend.as_ref() {
+                    Some(b) => tokio::time::timeout(Duration::from_secs(120), b.put(&artifact))
+                        .await
+                        .context("failed to finish the push within 120 s")?,
+                    None => Ok(()),
+                }
+            };
+            let result = tokio::select! {
+                r = attempt => r,
+                _ = sd.wait() => return,
+            };
+            match result {
+                Ok(()) => {
+                    backoff.reset();
+                    let ms = v.seen.elapsed().as_millis();
+                    tracing::info!("{name}: holds {} ({ms} ms after the change)", artifact.name);
+                    let len = artifact.data.len() as u64;
+                    self.store.update(|s| {
+                        let lane = s.targets.entry(name.clone()).or_default().lane_mut(kind);
+                        lane.last_success = Some(state::now());
+                        lane.last_name = Some(artifact.name.clone());
+                        lane.last_sha256 = Some(v.sha256.clone());
+                        lane.bytes_pushed_total += len;
+                        lane.consecutive_failures = 0;
+                    });
+                    self.status_line();
+                    let due = last_prune.map_or(true, |t| t.elapsed() > Duration::from_secs(600));
+                    if due {
+                        last_prune = Some(Instant::now());
+                        if let Some(b) = backend.as_ref() {
+                            match b.prune(kind, &self.m.retention).await {
+                                Ok(0) => {}
+                                Ok(n) => {
+                                    tracing::info!("{name}: retention deleted {n} old versions")
+                                }
+                                Err(e) => tracing::warn!("{name}: retention failed: {e:#}"),
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let delay = backoff.next_delay();
+                    tracing::error!(
+                        "{name}: failed to push {}: {msg} (retrying in {:.1} s)",
+                        artifact.name,
+                        delay.as_secs_f64()
+                    );
+                    self.store.update(|s| {
+                        let lane = s.targets.entry(name.clone()).or_default().lane_mut(kind);
+                        lane.failures_total += 1;
+                        lane.consecutive_failures += 1;
+                        lane.last_error = Some(msg.clone());
+                        lane.last_error_time = Some(state::now());
+                    });
+                    // Rebuild the client next time: credentials may have rotated.
+                    backend = None;
+                    if !sd.sleep(delay).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn_targets(
+        self: &Arc<Self>,
+        kinds: &[Kind],
+        sd: &Shutdown,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        for idx in 0..self.m.targets.len() {
+            for &k in kinds {
+                handles.push(tokio::spawn(self.clone().target_loop(idx, k, sd.clone())));
+            }
+        }
+        handles
+    }
+}
+
+/// `push` and `snapshot`: one version to every target, waiting at most
+/// `timeout`; an error names the targets that did not acknowledge.
+pub async fn push_once(engine: Arc<Engine>, kind: Kind, timeout: Duration) -> Result<Ingest> {
+    let ingest = match kind {
+        Kind::Channel => engine.ingest_channel().await?,
+        Kind::Snapshot => engine.ingest_snapshot().await?,
+    };
+    match &ingest {
+        Ingest::Missing => {
+            anyhow::bail!("failed to push: nothing to push (missing file or no snapshot set)")
+        }
+        Ingest::Rejected(r) => anyhow::bail!("failed to push: refused: {r}"),
+        _ => {}
+    }
+    let (stop, sd) = Shutdown::manual();
+    let handles = engine.spawn_targets(&[kind], &sd);
+    let start = Instant::now();
+    while !engine.all_current(kind) && start.elapsed() < timeout {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    if !engine.all_current(kind) {
+        let st = engine.store.snapshot();
+        let lagging: Vec<String> = engine
+            .m
+            .targets
+            .iter()
+            .filter(|t| !engine.all_current_for(t.name(), kind))
+            .map(|t| {
+                let err = st
+                    .targets
+                    .get(t.name())
+                    .and_then(|s| s.lane(kind).last_error.clone())
+                    .unwrap_or_else(|| "no answer".into());
+                format!("{}: {err}", t.name())
+            })
+            .collect();
+        anyhow::bail!(
+            "failed to push to every target within {} s: {}",
+            timeout.as_secs(),
+            lagging.join("; ")
+        );
+    }
+    Ok(ingest)
+}
+
+impl Engine {
+    fn all_current_for(&self, target: &str, kind: Kind) -> bool {
+        match self.wanted(kind).borrow().as_ref() {
+            None => true,
+            Some(v) => self.acked(target, kind, &v.sha256),
+        }
+    }
+}
+
+/// `watch`: the service. READY once the manifest is loaded and the engine
+/// is set up; then inotify, a startup push, a reconcile every interval and
+/// snapshots on their timer and on change, until SIGTERM.
+pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
+    let m = engine.m.clone();
+    let channel_kick = Arc::new(Notify::new());
+    let snapshot_kick = Arc::new(Notify::new());
+    let mut kinds = vec![Kind::Channel];
+    if m.snapshot.is_some() {
+        kinds.push(Kind::Snapshot);
+    }
+    let handles = engine.spawn_targets(&kinds, &sd);
+
+    // inotify on the directories (files are replaced by rename, so a watch
+    // on the file itself would go stale after the first rewrite).
+    let ino = inotify::Inotify::init().context("failed to set up inotify")?;
+    let mut watches = ino.watches();
+    let dirs: Arc<Mutex<HashMap<inotify::WatchDescriptor, PathBuf>>> = Arc::default();
+    let mut watched: Vec<PathBuf> = Vec::new();
+    if let Some(d) = m.channel_backup.parent() {
+        watched.push(d.to_path_buf());
+    }
+    if let Some(s) = &m.snapshot {
+        for f in &s.files {
+            if let Some(d) = f.parent() {
+                if !watched.iter().any(|w| w == d) {
+                    watched.push(d.to_path_buf());
+                }
+            }
+        }
+    }
+    let mask = inotify::WatchMask::MOVED_TO | inotify::WatchMask::CLOSE_WRITE;
+    let add_watches = {
+        let dirs = dirs.clone();
+        let watched = watched.clone();
+        move |w: &mut inotify::Watches| {
+            for d in &watched {
+                match w.add(d, mask) {
+                    Ok(wd) => {
+                        if let Ok(mut g) = dirs.lock() {
+                            g.insert(wd, d.clone());
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        "failed to watch {}: {e} (retrying at the next reconcile)",
+                        d.display()
+                    ),
+                }
+            }
+        }
+    };
+    add_watches(&mut watches);
+    let mut events = ino
+        .into_event_stream([0u8; 4096])
+        .context("failed to read inotify events")?;
+    {
+        let (ck, sk, dirs, m) = (
+            channel_kick.clone(),
+            snapshot_kick.clone(),
+            dirs.clone(),
+            m.clone(),
+        );
+        tokio::spawn(async move {
+            while let Some(ev) = events.next().await {
+                let Ok(ev) = ev else { continue };
+                if ev.mask.contains(inotify::EventMask::Q_OVERFLOW) {
+                    ck.notify_one();
+                    sk.notify_one();
+                    continue;
+                }
+                let (Some(name), Some(dir)) = (
+                    ev.name.as_ref(),
+                    dirs.lock().ok().and_then(|g| g.get(&ev.wd).cloned()),
+                ) else {
+                    continue;
+                };
+                let full = dir.join(name);
+                if full == m.channel_backup {
+                    ck.notify_one();
+                }
+                if m.snapshot.as_ref().is_some_and(|s| s.files.contains(&full)) {
+                    sk.notify_one();
+                }
+            }
+        });
+    }
+
+    // Ingest loops: each kick reads the file once; kicks during a read
+    // coalesce into one more read, which sees the newest file.
+    let channel_loop = {
+        let (engine, kick, mut sd) = (engine.clone(), channel_kick.clone(), sd.clone());
+        tokio::spawn(async move {
+            loop {
+                match engine.ingest_channel().await {
+                    Ok(Ingest::Missing) => tracing::warn!(
+                        "{} does not exist yet; waiting for LND to write it",
+                        engine.m.channel_backup.display()
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("{e:#}"),
+                }
+                tokio::select! {
+                    _ = kick.notified() => {},
+                    _ = sd.wait() => return,
+                }
+            }
+        })
+    };
+    let snapshot_loop = m.snapshot.as_ref().map(|_| {
+        let (engine, kick, mut sd) = (engine.clone(), snapshot_kick.clone(), sd.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = engine.ingest_snapshot().await {
+                    tracing::error!("{e:#}");
+                }
+                tokio::select! {
+                    _ = kick.notified() => {
+                        // Editors write several times in a row: settle first.
+                        if !sd.sleep(Duration::from_secs(1)).await { return }
+                    },
+                    _ = sd.wait() => return,
+                }
+            }
+        })
+    });
+
+    notify::ready();
+    engine.status_line();
+    let mut reconcile = tokio::time::interval(Duration::from_secs(m.reconcile_interval_secs));
+    reconcile.tick().await;
+    let snapshot_every = m
+        .snapshot
+        .as_ref()
+        .map(|s| s.interval_secs)
+        .unwrap_or(u64::MAX / 4);
+    let mut snap_timer = tokio::time::interval(Duration::from_secs(snapshot_every));
+    snap_timer.tick().await;
+    let mut sd_main = sd.clone();
+    loop {
+        tokio::select! {
+            _ = reconcile.tick() => {
+                add_watches(&mut watches);
+                channel_kick.notify_one();
+            }
+            _ = snap_timer.tick() => snapshot_kick.notify_one(),
+            _ = sd_main.wait() => break,
+        }
+    }
+    notify::stopping();
+    tracing::info!("stopping");
+    let _ = channel_loop.await;
+    if let Some(s) = snapshot_loop {
+        let _ = s.await;
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    Ok(())
+}

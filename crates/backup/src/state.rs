@@ -1,0 +1,241 @@
+//! What the pusher knows about itself: `state.json` in the state directory,
+//! replaced atomically after every attempt, and the metrics textfile derived
+//! from it. `status` reads the same file, so it needs no running service.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use chainstead_common::metrics::Textfile;
+use serde::{Deserialize, Serialize};
+
+use crate::version::Kind;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// The newest accepted channel.backup.
+    #[serde(default)]
+    pub channel: Option<Accepted>,
+    /// The newest snapshot.
+    #[serde(default)]
+    pub snapshot: Option<Accepted>,
+    #[serde(default)]
+    pub rejected: Rejected,
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+    /// When this content was first seen (unix seconds).
+    pub since: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rejected {
+    pub total: u64,
+    pub last_time: Option<f64>,
+    pub last_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TargetState {
+    pub kind: String,
+    #[serde(default)]
+    pub channel: Lane,
+    #[serde(default)]
+    pub snapshot: Lane,
+}
+
+/// One target's record for one kind of artifact.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Lane {
+    pub last_success: Option<f64>,
+    /// Name (as stored on the target) and plaintext sha256 of the newest
+    /// version the target acknowledged.
+    pub last_name: Option<String>,
+    pub last_sha256: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<f64>,
+    pub failures_total: u64,
+    pub consecutive_failures: u64,
+    pub bytes_pushed_total: u64,
+}
+
+impl TargetState {
+    pub fn lane(&self, kind: Kind) -> &Lane {
+        match kind {
+            Kind::Channel => &self.channel,
+            Kind::Snapshot => &self.snapshot,
+        }
+    }
+    pub fn lane_mut(&mut self, kind: Kind) -> &mut Lane {
+        match kind {
+            Kind::Channel => &mut self.channel,
+            Kind::Snapshot => &mut self.snapshot,
+        }
+    }
+}
+
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn state_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.json")
+}
+
+/// Reads `state.json`; a missing file is an empty state.
+pub fn load(state_dir: &Path) -> Result<State> {
+    let p = state_path(state_dir);
+    match std::fs::read(&p) {
+        Ok(b) => {
+            serde_json::from_slice(&b).with_context(|| format!("failed to parse {}", p.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+            version: 1,
+            ..State::default()
+        }),
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", p.display())),
+    }
+}
+
+/// The shared state of a running pusher; every change is written through.
+pub struct Store {
+    state: Mutex<State>,
+    dir: PathBuf,
+    metrics: Option<PathBuf>,
+}
+
+impl Store {
+    pub fn open(state_dir: &Path, metrics: Option<PathBuf>) -> Result<Self> {
+        let mut st = load(state_dir)?;
+        st.version = 1;
+        Ok(Self {
+            state: Mutex::new(st),
+            dir: state_dir.to_path_buf(),
+            metrics,
+        })
+    }
+
+    pub fn snapshot(&self) -> State {
+        match self.state.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Applies `f` and writes the state file and metrics. A failed write is
+    /// logged, not fatal: pushing matters more than bookkeeping.
+    pub fn update(&self, f: impl FnOnce(&mut State)) {
+        let mut g = match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g);
+        if let Err(e) = self.write(&g) {
+            tracing::warn!("{e:#}");
+        }
+    }
+
+    fn write(&self, st: &State) -> Result<()> {
+        let json = serde_json::to_vec_pretty(st).context("failed to serialize state")?;
+        chainstead_common::fs::write_atomic(&state_path(&self.dir), &json, 0o600)?;
+        if let Some(m) = &self.metrics {
+            render_metrics(st).write(m)?;
+        }
+        Ok(())
+    }
+}
+
+/// Name, type, help and how to read the value from a lane.
+type Family = (&'static str, &'static str, &'static str, fn(&Lane) -> f64);
+
+pub fn render_metrics(st: &State) -> Textfile {
+    let mut t = Textfile::new();
+    t.gauge(
+        "chainstead_backup_last_change_timestamp_seconds",
+        "When the newest accepted channel.backup content was first seen.",
+        st.channel.as_ref().map(|c| c.since).unwrap_or(0.0),
+    );
+    t.family(
+        "chainstead_backup_rejected_total",
+        "counter",
+        "Reads of channel.backup that were refused (too small, unstable, refused by LND).",
+    )
+    .sample(
+        "chainstead_backup_rejected_total",
+        &[],
+        st.rejected.total as f64,
+    );
+    let fams: [Family; 4] = [
+        (
+            "chainstead_backup_last_success_timestamp_seconds",
+            "gauge",
+            "Last time the target acknowledged a push (0 if never).",
+            |l| l.last_success.unwrap_or(0.0),
+        ),
+        (
+            "chainstead_backup_failures_total",
+            "counter",
+            "Failed push attempts to the target.",
+            |l| l.failures_total as f64,
+        ),
+        (
+            "chainstead_backup_bytes_pushed_total",
+            "counter",
+            "Bytes acknowledged by the target.",
+            |l| l.bytes_pushed_total as f64,
+        ),
+        (
+            "chainstead_backup_up_to_date",
+            "gauge",
+            "1 if the target holds the newest accepted version.",
+            |_| 0.0,
+        ),
+    ];
+    for (name, kind, help, get) in fams {
+        t.family(name, kind, help);
+        for (target, ts) in &st.targets {
+            for k in [Kind::Channel, Kind::Snapshot] {
+                if k == Kind::Snapshot && st.snapshot.is_none() {
+                    continue;
+                }
+                let lane = ts.lane(k);
+                let value = if name == "chainstead_backup_up_to_date" {
+                    let newest = match k {
+                        Kind::Channel => st.channel.as_ref(),
+                        Kind::Snapshot => st.snapshot.as_ref(),
+                    };
+                    match newest {
+                        Some(n) => f64::from(u8::from(
+                            lane.last_sha256.as_deref() == Some(n.sha256.as_str()),
+                        )),
+                        None => continue,
+                    }
+                } else {
+                    get(lane)
+                };
+                t.sample(
+                    name,
+                    &[
+                        ("target", target),
+                        ("kind", &ts.kind),
+                        ("artifact", k.as_str()),
+                    ],
+                    value,
+                );
+            }
+        }
+    }
+    t
+}

@@ -1,0 +1,144 @@
+//! A directory target: a PBS datastore mount, NFS, a USB disk. Each version
+//! is written to a temporary name, fsynced, renamed and the directory
+//! fsynced (chainstead-common's `write_atomic`); `latest` is a small file
+//! holding the newest name, replaced the same way.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chainstead_common::fs::write_atomic;
+
+use super::LATEST;
+use crate::version::{self, Artifact, Kind};
+
+#[derive(Clone, Debug)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    pub fn folder(&self, kind: Kind) -> PathBuf {
+        match kind.folder() {
+            "" => self.root.clone(),
+            f => self.root.join(f),
+        }
+    }
+
+    pub async fn put(&self, a: &Artifact<'_>) -> Result<()> {
+        let dir = self.folder(a.kind);
+        let name = a.name.clone();
+        let data = a.data.to_vec();
+        tokio::task::spawn_blocking(move || put_blocking(&dir, &name, &data))
+            .await
+            .context("failed to join a directory write")?
+    }
+
+    pub async fn latest(&self, kind: Kind) -> Result<Option<String>> {
+        let p = self.folder(kind).join(LATEST);
+        match tokio::fs::read_to_string(&p).await {
+            Ok(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("failed to read {}", p.display())),
+        }
+    }
+
+    pub async fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        let p = self.folder(kind).join(name);
+        tokio::fs::read(&p)
+            .await
+            .with_context(|| format!("failed to read {}", p.display()))
+    }
+
+    pub async fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        let dir = self.folder(kind);
+        let mut out = Vec::new();
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
+        };
+        while let Some(e) = rd
+            .next_entry()
+            .await
+            .with_context(|| format!("failed to list {}", dir.display()))?
+        {
+            if let Some(n) = e.file_name().to_str() {
+                if version::is_version(kind, n) {
+                    out.push(n.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+        let p = self.folder(kind).join(name);
+        tokio::fs::remove_file(&p)
+            .await
+            .with_context(|| format!("failed to delete {}", p.display()))
+    }
+
+    /// Removes temporary files a killed writer left behind (never a version).
+    pub fn clean_temp(&self, kind: Kind) {
+        let dir = self.folder(kind);
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+fn put_blocking(dir: &std::path::Path, name: &str, data: &[u8]) -> Result<()> {
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create directory {}", dir.display()))?;
+        if let Some(parent) = dir.parent() {
+            chainstead_common::fs::sync_dir(parent)?;
+        }
+    }
+    let path = dir.join(name);
+    // A complete copy of the same name is already there after a restart.
+    let already = std::fs::read(&path).map(|b| b == data).unwrap_or(false);
+    if !already {
+        write_atomic(&path, data, 0o600)?;
+    }
+    let latest = dir.join(LATEST);
+    let current = std::fs::read_to_string(&latest).unwrap_or_default();
+    let current = current.trim();
+    if current.is_empty() || version::newer(name, current) {
+        write_atomic(&latest, format!("{name}\n").as_bytes(), 0o600)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_moves_latest_forward_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DirStore::new(dir.path().join("t"));
+        let a = |name: &str, data: &'static [u8]| Artifact {
+            kind: Kind::Channel,
+            name: name.into(),
+            data,
+        };
+        let old = "channel.backup.20261121T070000.000000000Z.aaaaaaaaaaaa";
+        let new = "channel.backup.20261121T070001.000000000Z.bbbbbbbbbbbb";
+        d.put(&a(new, b"new")).await.unwrap();
+        d.put(&a(old, b"old")).await.unwrap();
+        assert_eq!(d.latest(Kind::Channel).await.unwrap().as_deref(), Some(new));
+        assert_eq!(d.get(Kind::Channel, new).await.unwrap(), b"new");
+        let mut l = d.list(Kind::Channel).await.unwrap();
+        l.sort();
+        assert_eq!(l, vec![old.to_string(), new.to_string()]);
+    }
+}

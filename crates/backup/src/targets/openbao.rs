@@ -1,0 +1,216 @@
+//! OpenBao (or Vault) KV: version 2 keeps every write as a numbered version,
+//! encrypted at rest (`<mount>/data/<path>`); version 1 is a plain key, for
+//! servers without v2. The client is `vaultrs`; login is AppRole (the
+//! secrets loader's role) or a token file, fresh for every push so an
+//! expired token never blocks a backup.
+//!
+//! The secret's data: `{"name": <version name>, "content": <base64>}`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
+use chainstead_common::Secret;
+use serde::{Deserialize, Serialize};
+use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
+
+use crate::manifest::{BaoAuth, TargetSpec};
+use crate::version::{self, Artifact, Kind};
+
+pub struct BaoTarget {
+    address: String,
+    ca_file: Option<PathBuf>,
+    auth: BaoAuth,
+    mount: String,
+    path: String,
+    kv_version: u8,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    name: String,
+    content: String,
+}
+
+impl BaoTarget {
+    pub fn from_spec(spec: &TargetSpec) -> Result<Self> {
+        let TargetSpec::Openbao {
+            address,
+            ca_file,
+            auth,
+            mount,
+            path,
+            kv_version,
+            ..
+        } = spec
+        else {
+            bail!(
+                "failed to build an OpenBao target from a {} spec",
+                spec.kind()
+            );
+        };
+        // vaultrs' address setter panics on a bad URL: check it first.
+        reqwest::Url::parse(address)
+            .with_context(|| format!("failed to parse OpenBao address {address}"))?;
+        Ok(Self {
+            address: address.clone(),
+            ca_file: ca_file.clone(),
+            auth: auth.clone(),
+            mount: mount.clone(),
+            path: path.trim_matches('/').to_string(),
+            kv_version: *kv_version,
+        })
+    }
+
+    fn path_for(&self, kind: Kind) -> String {
+        match kind {
+            Kind::Channel => self.path.clone(),
+            Kind::Snapshot => format!("{}-snapshot", self.path),
+        }
+    }
+
+    async fn client(&self) -> Result<VaultClient> {
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(&self.address)
+            .timeout(Some(Duration::from_secs(30)))
+            .verify(true)
+            .token("");
+        settings.ca_certs(
+            self.ca_file
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        );
+        let mut client = VaultClient::new(
+            settings
+                .build()
+                .map_err(|e| anyhow!("failed to configure the OpenBao client: {e}"))?,
+        )
+        .with_context(|| format!("failed to set up the OpenBao client for {}", self.address))?;
+        let token = match &self.auth {
+            BaoAuth::Token { token_file } => Secret::from_file(token_file)?,
+            BaoAuth::Approle {
+                mount,
+                role_id_file,
+                secret_id_file,
+            } => {
+                let role = Secret::from_file(role_id_file)?;
+                let sid = Secret::from_file(secret_id_file)?;
+                let auth =
+                    vaultrs::auth::approle::login(&client, mount, role.expose(), sid.expose())
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "failed to log in to OpenBao at {} with AppRole",
+                                self.address
+                            )
+                        })?;
+                Secret::new(auth.client_token)
+            }
+        };
+        client.set_token(token.expose());
+        Ok(client)
+    }
+
+    pub async fn put(&self, a: &Artifact<'_>) -> Result<()> {
+        let client = self.client().await?;
+        let path = self.path_for(a.kind);
+        // Never let an older version become the current one.
+        if let Some(cur) = self.read_current(&client, a.kind).await? {
+            if !version::newer(&a.name, &cur.name) {
+                return Ok(());
+            }
+        }
+        let content = base64::engine::general_purpose::STANDARD.encode(a.data);
+        let what = format!("{}/{} on {}", self.mount, path, self.address);
+        match self.kv_version {
+            1 => {
+                let mut data = HashMap::new();
+                data.insert("name", a.name.as_str());
+                data.insert("content", content.as_str());
+                vaultrs::kv1::set(&client, &self.mount, &path, &data)
+                    .await
+                    .with_context(|| format!("failed to write {what}"))?;
+            }
+            _ => {
+                let entry = Entry {
+                    name: a.name.clone(),
+                    content,
+                };
+                vaultrs::kv2::set(&client, &self.mount, &path, &entry)
+                    .await
+                    .with_context(|| format!("failed to write {what}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_current(&self, client: &VaultClient, kind: Kind) -> Result<Option<Entry>> {
+        let path = self.path_for(kind);
+        let res: Result<Entry, _> = match self.kv_version {
+            1 => vaultrs::kv1::get(client, &self.mount, &path).await,
+            _ => vaultrs::kv2::read(client, &self.mount, &path).await,
+        };
+        match res {
+            Ok(e) => Ok(Some(e)),
+            Err(vaultrs::error::ClientError::APIError { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| {
+                format!("failed to read {}/{} on {}", self.mount, path, self.address)
+            }),
+        }
+    }
+
+    pub async fn latest(&self, kind: Kind) -> Result<Option<String>> {
+        let client = self.client().await?;
+        Ok(self.read_current(&client, kind).await?.map(|e| e.name))
+    }
+
+    pub async fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        Ok(self.latest(kind).await?.into_iter().collect())
+    }
+
+    /// The current version, or (KV v2) an older one found by walking back
+    /// through the secret's version history.
+    pub async fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        let client = self.client().await?;
+        let path = self.path_for(kind);
+        let decode = |e: Entry| {
+            base64::engine::general_purpose::STANDARD
+                .decode(e.content)
+                .with_context(|| {
+                    format!(
+                        "failed to decode {}/{path}: content is not base64",
+                        self.mount
+                    )
+                })
+        };
+        if let Some(cur) = self.read_current(&client, kind).await? {
+            if cur.name == name {
+                return decode(cur);
+            }
+        }
+        if self.kv_version == 2 {
+            let meta = vaultrs::kv2::read_metadata(&client, &self.mount, &path)
+                .await
+                .with_context(|| format!("failed to read the history of {}/{path}", self.mount))?;
+            let oldest = meta.oldest_version.max(1);
+            for v in (oldest..meta.current_version).rev() {
+                if let Ok(e) =
+                    vaultrs::kv2::read_version::<Entry>(&client, &self.mount, &path, v).await
+                {
+                    if e.name == name {
+                        return decode(e);
+                    }
+                }
+            }
+        }
+        bail!(
+            "failed to find {name} in {}/{path} on {}",
+            self.mount,
+            self.address
+        )
+    }
+}

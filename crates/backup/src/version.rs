@@ -1,0 +1,179 @@
+//! Versions and their names. A name starts with a fixed-width UTC time, so
+//! names of one kind sort chronologically; it ends with a short content
+//! hash (and `.age` when encrypted), so a copy can be checked against it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Channel,
+    Snapshot,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Channel => "channel",
+            Kind::Snapshot => "snapshot",
+        }
+    }
+
+    /// The prefix every version name of this kind starts with.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Channel => "channel.backup.",
+            Kind::Snapshot => "snapshot.",
+        }
+    }
+
+    /// Sub-folder of a target that holds this kind ("" = the target root).
+    pub fn folder(self) -> &'static str {
+        match self {
+            Kind::Channel => "",
+            Kind::Snapshot => "snapshots",
+        }
+    }
+}
+
+pub const AGE_SUFFIX: &str = ".age";
+
+/// One accepted version, ready to be pushed.
+#[derive(Debug)]
+pub struct Version {
+    pub kind: Kind,
+    /// The plaintext name, e.g. `channel.backup.20261121T070000.123456789Z.3f2a9c1b0d4e`.
+    pub name: String,
+    pub sha256: String,
+    pub plain: Arc<Vec<u8>>,
+    /// age ciphertext, present when some target encrypts.
+    pub sealed: Option<Arc<Vec<u8>>>,
+    /// When the change was seen (for latency figures in logs).
+    pub seen: Instant,
+}
+
+/// What one target stores: the name and bytes after optional encryption.
+pub struct Artifact<'a> {
+    pub kind: Kind,
+    pub name: String,
+    pub data: &'a [u8],
+}
+
+impl Version {
+    pub fn artifact(&self, encrypt: bool) -> Option<Artifact<'_>> {
+        if encrypt {
+            self.sealed.as_ref().map(|s| Artifact {
+                kind: self.kind,
+                name: format!("{}{AGE_SUFFIX}", self.name),
+                data: s.as_slice(),
+            })
+        } else {
+            Some(Artifact {
+                kind: self.kind,
+                name: self.name.clone(),
+                data: self.plain.as_slice(),
+            })
+        }
+    }
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%S%.9fZ").to_string()
+}
+
+pub fn channel_name(t: DateTime<Utc>, sha256_hex: &str) -> String {
+    format!(
+        "{}{}.{}",
+        Kind::Channel.prefix(),
+        timestamp(t),
+        &sha256_hex[..12]
+    )
+}
+
+/// Snapshots are named by the NAR's sha256 in Nix base32, as the store does.
+pub fn snapshot_name(t: DateTime<Utc>, nix32: &str) -> String {
+    format!("{}{}.{}.nar", Kind::Snapshot.prefix(), timestamp(t), nix32)
+}
+
+/// True if `name` is a complete version name of `kind` (not a temp file,
+/// not the pointer).
+pub fn is_version(kind: Kind, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(kind.prefix()) else {
+        return false;
+    };
+    let rest = rest.strip_suffix(AGE_SUFFIX).unwrap_or(rest);
+    // 20261121T070000.123456789Z = 26 characters, then '.'.
+    rest.len() > 27 && rest.as_bytes()[8] == b'T' && rest.as_bytes()[26] == b'.'
+}
+
+/// The time part of a version name.
+pub fn time_of(kind: Kind, name: &str) -> Option<DateTime<Utc>> {
+    let rest = name.strip_prefix(kind.prefix())?;
+    let ts = rest.get(..26)?;
+    chrono::NaiveDateTime::parse_from_str(ts, "%Y%m%dT%H%M%S%.9fZ")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+/// The hash part a copy must match: 12 hex characters of the sha256 for
+/// channel backups, the Nix base32 sha256 for snapshots.
+pub fn hash_part(kind: Kind, name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(kind.prefix())?;
+    let rest = rest.strip_suffix(AGE_SUFFIX).unwrap_or(rest);
+    let rest = rest.get(27..)?;
+    Some(rest.strip_suffix(".nar").unwrap_or(rest))
+}
+
+/// Checks plaintext against the hash in its name.
+pub fn matches_name(kind: Kind, name: &str, plain: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(plain);
+    match (kind, hash_part(kind, name)) {
+        (Kind::Channel, Some(h)) => hex::encode(digest).starts_with(h) && h.len() == 12,
+        (Kind::Snapshot, Some(h)) => nix_base32::to_nix_base32(&digest) == h,
+        _ => false,
+    }
+}
+
+/// Compares by the time in the name (fixed width, so plain string order).
+pub fn newer(a: &str, b: &str) -> bool {
+    a > b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_and_parse() {
+        let t1 = DateTime::parse_from_rfc3339("2026-11-21T07:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let t2 = t1 + chrono::Duration::milliseconds(1);
+        let h = crate::channel::sha256_hex(b"x");
+        let a = channel_name(t1, &h);
+        let b = channel_name(t2, &h);
+        assert_eq!(
+            a,
+            format!("channel.backup.20261121T070000.500000000Z.{}", &h[..12])
+        );
+        assert!(newer(&b, &a));
+        assert!(is_version(Kind::Channel, &a));
+        assert!(is_version(Kind::Channel, &format!("{a}.age")));
+        assert!(!is_version(Kind::Channel, "latest"));
+        assert!(!is_version(Kind::Channel, ".tmp-abc"));
+        assert_eq!(time_of(Kind::Channel, &a), Some(t1));
+        assert!(matches_name(Kind::Channel, &a, b"x"));
+        assert!(matches_name(Kind::Channel, &format!("{a}.age"), b"x"));
+        assert!(!matches_name(Kind::Channel, &a, b"y"));
+        let n = snapshot_name(
+            t1,
+            &nix_base32::to_nix_base32(&sha2::Sha256::digest(b"nar")),
+        );
+        use sha2::Digest;
+        assert!(is_version(Kind::Snapshot, &n));
+        assert!(matches_name(Kind::Snapshot, &n, b"nar"));
+    }
+}
