@@ -164,7 +164,7 @@ let
           wallet_password: ($password | sub("[\r\n]+$"; "") | @base64),
           cipher_seed_mnemonic: ($mnemonic | sub("[\r\n]+$"; "") | split(" "))
         }' \
-        | rest --output /dev/null --data-binary @- ${restUrl}/v1/initwallet
+        | rest --output /dev/null --header "Content-Type: application/json" --data-binary @- ${restUrl}/v1/initwallet
       echo "lnd-wallet-init: wallet created; LND unlocks it from the password file from now on"
     '';
   };
