@@ -91,9 +91,13 @@ let
       umask 077
       mkdir -p ${sslDir}
       # Fulcrum fully supports RSA keys only (fulcrum-example-config.conf, `key`).
+      # Self-signed, so it is its own CA: keyCertSign keeps strict verifiers
+      # (Python's default context, OpenSSL's X509_STRICT) happy.
       openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days 3650 \
         -subj "/CN=chainstead-fulcrum" \
         -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+        -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
+        -addext "extendedKeyUsage=serverAuth" \
         -keyout ${sslDir}/key.pem.tmp -out ${sslDir}/cert.pem.tmp
       chmod 0644 ${sslDir}/cert.pem.tmp
       mv ${sslDir}/key.pem.tmp ${keyFile}
