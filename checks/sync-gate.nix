@@ -144,6 +144,7 @@ pkgs.testers.runNixOSTest {
 
       with subtest("Fulcrum answers headers.subscribe with bitcoind's height, over TCP and TLS"):
           machine.wait_until_succeeds("test \"$(python3 ${electrumHeight} tcp 50001)\" = \"$(bitcoin-cli getblockcount)\"", timeout=120)
+          machine.wait_for_unit("chainstead-fulcrum-synced.target", timeout=60)
           machine.succeed("test \"$(python3 ${electrumHeight} ssl 50002 ${fast}/fulcrum/ssl/cert.pem)\" = 1")
           machine.succeed(f"bitcoin-cli generatetoaddress 1 {address}")
           machine.wait_until_succeeds("test \"$(python3 ${electrumHeight} tcp 50001)\" = 2", timeout=60)

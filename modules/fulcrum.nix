@@ -49,6 +49,25 @@ let
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
   usesPassword = cfg.bitcoind.passwordFile != null;
 
+  # The bitcoind Fulcrum uses, as a sync-gate manifest describes it; the
+  # password file arrives in the gate unit's own credentials directory.
+  bitcoindBackend =
+    gate:
+    {
+      kind = "bitcoind";
+      rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
+      chain = chainstead.bitcoinNetworks.${cfg.bitcoind.network}.section;
+    }
+    // (
+      if usesPassword then
+        {
+          rpc_user = cfg.bitcoind.user;
+          rpc_password_file = "/run/credentials/chainstead-sync-gate-${gate}.service/rpc-password";
+        }
+      else
+        { cookie_file = cfg.bitcoind.cookieFile; }
+    );
+
   credentialDir = "/run/credentials/fulcrum.service";
   sslDir = "${cfg.dataDir}/ssl";
   certFile = if cfg.ssl.certFile != null then cfg.ssl.certFile else "${sslDir}/cert.pem";
@@ -333,24 +352,28 @@ in
       };
 
       # Fulcrum is pulled in by the bitcoind gate's target, not by boot.
-      syncGate.gates.bitcoind = {
-        backend = {
-          kind = "bitcoind";
-          rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
-          chain = chainstead.bitcoinNetworks.${cfg.bitcoind.network}.section;
-        }
-        // (
-          if usesPassword then
-            {
-              rpc_user = cfg.bitcoind.user;
-              rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
-            }
-          else
-            { cookie_file = cfg.bitcoind.cookieFile; }
-        );
-        after = lib.optional bitcoind.enable "bitcoind.service";
-        supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-        credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+      syncGate.gates = {
+        bitcoind = {
+          backend = bitcoindBackend "bitcoind";
+          after = lib.optional bitcoind.enable "bitcoind.service";
+          supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
+          credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+        };
+        # chainstead-fulcrum-synced.target: Fulcrum's index has caught up with
+        # bitcoind, for services that query Fulcrum (wallet backends, explorers).
+        fulcrum = {
+          backend = {
+            kind = "electrum";
+            address = hostPort (connectHost cfg.tcp.address) cfg.tcp.port;
+            tls = false;
+            tolerance_blocks = 1;
+            reference = bitcoindBackend "fulcrum";
+          };
+          wantedBy = [ "fulcrum.service" ];
+          after = [ "fulcrum.service" ];
+          supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
+          credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+        };
       };
 
       storage.directories.fulcrum = {

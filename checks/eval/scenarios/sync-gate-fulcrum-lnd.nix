@@ -215,6 +215,33 @@ in
     )
   ];
 
+  fulcrum-gate = [
+    (h.expectEqual "the Fulcrum gate compares Fulcrum's height with bitcoind's" {
+      kind = "electrum";
+      address = "127.0.0.1:50001";
+      tls = false;
+      tolerance_blocks = 1;
+      reference = {
+        kind = "bitcoind";
+        rpc_url = "http://127.0.0.1:18443";
+        chain = "regtest";
+        cookie_file = "/run/chainstead/bitcoind-rpc/cookie";
+      };
+    } (manifest regtest "fulcrum").backend)
+    (h.expectEqual "the Fulcrum gate runs with Fulcrum, not at boot" [ "fulcrum.service" ]
+      (svc both "chainstead-sync-gate-fulcrum").wantedBy
+    )
+    (h.expectEqual "its flag starts chainstead-fulcrum-synced.target" {
+      PathExists = "/run/chainstead/sync/fulcrum";
+      Unit = "chainstead-fulcrum-synced.target";
+    } both.systemd.paths.chainstead-fulcrum-synced.pathConfig)
+    (h.expectEqual "with a password, the reference reads the gate's own credential"
+      "/run/credentials/chainstead-sync-gate-fulcrum.service/rpc-password"
+      (manifest remote "fulcrum").backend.reference.rpc_password_file
+    )
+    (h.expectTrue "LND alone has no Fulcrum gate" (!(lndOnly.systemd.services ? chainstead-sync-gate-fulcrum)) "")
+  ];
+
   fulcrum-conf = [
     (h.expectContains "the index in db/ on the fast tier" "datadir=/srv/fast/fulcrum/db" (fulcrumConf both))
     (h.expectContains "the local bitcoind's RPC" "bitcoind=127.0.0.1:8332" (fulcrumConf both))
@@ -458,6 +485,7 @@ in
         (manifest both "bitcoind")
         (manifest both "lnd")
         (manifest remote "bitcoind")
+        (manifest remote "fulcrum")
       ];
     })
   ];
