@@ -9,5 +9,6 @@
     ./sync-gate.nix
     ./fulcrum.nix
     ./lnd.nix
+    ./thunderhub.nix
   ];
 }

@@ -46,6 +46,15 @@ let
           all = [ self ];
           meta = attrs.meta or { };
           overrideAttrs = f: fake (attrs // (if isFunction f then f attrs else f));
+          # callPackage's override: the package function's arguments are
+          # not known here, so the overridden ones are kept as
+          # `overrideArgs` (and change the store path, as they would).
+          override =
+            f:
+            let
+              before = attrs.overrideArgs or { };
+            in
+            fake (attrs // { overrideArgs = before // (if isFunction f then f before else f); });
         };
     in
     self;
