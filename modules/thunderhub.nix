@@ -418,7 +418,14 @@ in
       };
     };
 
-    system.build.chainstead-thunderhub-account-template = accountTemplate;
+    system.build = {
+      chainstead-thunderhub-account-template = accountTemplate;
+      # The scripts thunderhub.service runs, for inspection and the tests.
+      chainstead-thunderhub-scripts = {
+        thunderhub-account-file = writeAccountFile;
+      }
+      // lib.optionalAttrs (!hashed) { thunderhub-start = startWithOverride; };
+    };
 
     users = {
       users.thunderhub = {
