@@ -132,7 +132,7 @@ fn classify(e: reqwest::Error, what: &str, timeout: Duration) -> Failure {
     }
     let cause = root_cause(&e);
     if e.is_connect() {
-        return Failure::Down(format!("not answering at {what} ({cause})"));
+        return Failure::Down(format!("{what} is not answering ({cause})"));
     }
     Failure::Error(ProbeError::transient(format!(
         "failed to talk to {what}: {cause}"

@@ -200,8 +200,20 @@ impl Manifest {
 
     /// Parses and validates manifest text.
     pub fn parse(text: &str) -> Result<Self> {
-        let m: Manifest =
-            serde_json::from_str(text).context("failed to parse the manifest JSON")?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let m: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                anyhow::anyhow!("failed to parse the manifest JSON: {}", e.inner())
+            } else {
+                anyhow::anyhow!(
+                    "failed to parse the manifest JSON at `{path}`: {}",
+                    e.inner()
+                )
+            }
+        })?;
+        de.end()
+            .context("failed to parse the manifest JSON: trailing characters")?;
         m.validate()?;
         Ok(m)
     }

@@ -22,6 +22,9 @@ pub struct Observation {
     /// A short stable word for what is going on ("ibd", "warmup", "down",
     /// "synced"...), so logs are written when it changes, not every poll.
     pub phase: &'static str,
+    /// The backend knows readiness is close (bitcoind out of IBD but a few
+    /// blocks behind): poll fast whatever the estimate says.
+    pub near: bool,
 }
 
 impl Observation {
@@ -33,6 +36,7 @@ impl Observation {
             ratio: Some(1.0),
             text,
             phase: "ready",
+            near: true,
         }
     }
 
@@ -45,6 +49,7 @@ impl Observation {
             ratio: None,
             text,
             phase,
+            near: false,
         }
     }
 

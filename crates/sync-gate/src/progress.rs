@@ -94,7 +94,7 @@ pub fn next_interval(obs: &Observation, rate: &Rate, poll: &Poll) -> Duration {
     let Some(remaining) = obs.remaining() else {
         return poll.fast();
     };
-    if remaining <= NEAR_BLOCKS {
+    if obs.near || remaining <= NEAR_BLOCKS {
         return poll.fast();
     }
     match rate.eta(remaining) {

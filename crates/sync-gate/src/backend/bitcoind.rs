@@ -268,6 +268,9 @@ pub fn observe(info: &ChainInfo) -> Observation {
             );
         } else {
             o.phase = "behind";
+            // Out of IBD means the tip is less than -maxtipage (24 h) old:
+            // at most a few hours of blocks, validated in seconds.
+            o.near = true;
             o.text = format!("catching up, block {}/{}", info.blocks, info.headers);
         }
     } else {
@@ -312,6 +315,8 @@ mod tests {
         assert!(!o.ready);
         assert_eq!(o.remaining(), Some(0));
         // Out of IBD but a block behind (a new block is being validated).
-        assert!(!observe(&info(100, 101, false, 1.0)).ready);
+        let o = observe(&info(100, 101, false, 1.0));
+        assert!(!o.ready && o.near);
+        assert!(!observe(&info(512_345, 872_001, true, 0.6)).near);
     }
 }

@@ -116,7 +116,7 @@ impl Electrum {
             Err(e) => {
                 return Err(Wait::NotYet(Observation::waiting(
                     "down",
-                    format!("not answering at {what} ({e})"),
+                    format!("{what} is not answering ({e})"),
                 )))
             }
         };
