@@ -127,7 +127,7 @@ pkgs.testers.runNixOSTest {
           machine.wait_for_unit("lnd-wallet-init.service", timeout=120)
           machine.succeed("test \"$(stat -c '%a %U %G' /var/lib/chainstead/lnd/seed)\" = '400 root root'")
           machine.succeed("test \"$(wc -w < /var/lib/chainstead/lnd/seed)\" -eq 24")
-          machine.succeed("test \"$(stat -c '%a %U' ${lndDir}/wallet-password)\" = '400 lnd'")
+          machine.succeed("test \"$(stat -c '%a %U' /run/chainstead/secrets/lnd/wallet-password)\" = '400 lnd'")
           machine.wait_until_succeeds("lncli getinfo | jq -e '.identity_pubkey | length == 66'", timeout=120)
           machine.succeed("lncli getinfo | jq -e '.chains[0].network == \"regtest\"'")
           machine.wait_for_unit("chainstead-lnd-ready.target", timeout=60)
@@ -141,7 +141,7 @@ pkgs.testers.runNixOSTest {
       with subtest("no secret on any command line"):
           # Patterns from the file: the password never enters grep's own argv;
           # -q: a match wins over read errors of processes that just exited.
-          machine.fail("grep -q -s -a -F -f ${lndDir}/wallet-password /proc/[0-9]*/cmdline")
+          machine.fail("grep -q -s -a -F -f /run/chainstead/secrets/lnd/wallet-password /proc/[0-9]*/cmdline")
 
       with subtest("Fulcrum answers headers.subscribe with bitcoind's height, over TCP and TLS"):
           machine.wait_until_succeeds("test \"$(python3 ${electrumHeight} tcp 50001)\" = \"$(bitcoin-cli getblockcount)\"", timeout=120)

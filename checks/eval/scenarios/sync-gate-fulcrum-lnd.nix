@@ -334,7 +334,7 @@ in
     (h.expectContains "ZMQ rawtx" "bitcoind.zmqpubrawtx=tcp://127.0.0.1:28333" (lndConf both))
     (h.expectContains "gRPC on loopback" "rpclisten=127.0.0.1:10009" (lndConf both))
     (h.expectContains "REST on loopback" "restlisten=127.0.0.1:8080" (lndConf both))
-    (h.expectContains "unlock from the password file" "wallet-unlock-password-file=/srv/fast/lnd/wallet-password"
+    (h.expectContains "unlock from the secret loader's password file" "wallet-unlock-password-file=/run/chainstead/secrets/lnd/wallet-password"
       (lndConf both)
     )
     (h.expectContains "the admin macaroon in the group directory" "adminmacaroonpath=/srv/fast/lnd/macaroons/admin.macaroon"
@@ -347,11 +347,11 @@ in
     (h.expectNotContains "datadir is left to --lnddir" "datadir=" (h.renderedText both.services.chainstead.lnd.configFile))
     (h.expectNoSecrets "lnd.conf holds no secret" { value = h.renderedText both.services.chainstead.lnd.configFile; })
     (h.expectContains "a provided password file is used as is"
-      "wallet-unlock-password-file=/run/chainstead/secrets/lnd/wallet-password"
+      "wallet-unlock-password-file=/var/lib/keys/lnd-wallet-password"
       (lndConf (node {
         lnd = {
           enable = true;
-          walletPasswordFile = "/run/chainstead/secrets/lnd/wallet-password";
+          walletPasswordFile = "/var/lib/keys/lnd-wallet-password";
         };
       }))
     )
@@ -375,8 +375,45 @@ in
     } { inherit ((svc both "lnd-wallet-init").serviceConfig) User Type; })
     (h.expectContains "wallet-init runs after LND" "lnd.service" (svc both "lnd-wallet-init").after)
     (h.expectContains "wallet-init runs with every start of LND" "lnd.service" (svc both "lnd-wallet-init").wantedBy)
-    (h.expectEqual "the password reaches it through LoadCredential" [ "wallet-password:/srv/fast/lnd/wallet-password" ]
+    (h.expectEqual "the password reaches it through LoadCredential" [ "wallet-password:/run/chainstead/secrets/lnd/wallet-password" ]
       (svc both "lnd-wallet-init").serviceConfig.LoadCredential
+    )
+    (h.expectEqual "the secret loader provides a generated wallet password" {
+      path = "chainstead/lnd";
+      field = "wallet-password";
+      length = 32;
+    } (
+      let
+        spec = both.services.chainstead.secrets.services.lnd.secrets.wallet-password;
+      in
+      {
+        inherit (spec) path field;
+        inherit (spec.generate) length;
+      }
+    ))
+    (h.expectContains "LND requires its secrets loader" "lnd.service"
+      (svc both "chainstead-secrets-lnd").requiredBy
+    )
+    (h.expectEqual "a provided password file needs no loader" false (
+      (node {
+        lnd = {
+          enable = true;
+          walletPasswordFile = "/var/lib/keys/lnd-wallet-password";
+        };
+      }).systemd.services ? chainstead-secrets-lnd
+    ))
+    (h.expectEqual "without OpenBao the seed stays on the host only" false (
+      both.systemd.services ? lnd-seed-store
+    ))
+    (h.expectContains "with OpenBao the seed is copied there after the wallet is made"
+      "lnd-wallet-init.service"
+      (svc (node {
+        lnd.enable = true;
+        secrets.openbao = {
+          address = "https://bao.example:8200";
+          tokenFile = "/var/lib/keys/bao-token";
+        };
+      }) "lnd-seed-store").after
     )
     (h.expectEqual "it may write the seed's directory only" [ "/var/lib/chainstead/lnd" ]
       (svc both "lnd-wallet-init").serviceConfig.ReadWritePaths
