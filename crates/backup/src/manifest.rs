@@ -59,7 +59,9 @@ pub struct LndVerify {
     /// LND's REST listener, e.g. `https://127.0.0.1:8080`.
     pub rest_url: String,
     /// LND's self-signed `tls.cert` (PEM), trusted as the only root.
-    pub tls_cert_file: PathBuf,
+    /// Leave it out only for LND's `no-rest-tls` on loopback (`http://127.0.0.1:...`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
     /// A read-only macaroon (`readonly.macaroon`) is enough for verify.
     pub macaroon_file: PathBuf,
 }
@@ -279,10 +281,20 @@ impl Manifest {
         if let Some(l) = &self.lnd {
             let url = reqwest::Url::parse(&l.rest_url)
                 .map_err(|e| Invalid(format!("lnd.rest_url: {e}; give https://host:port")))?;
-            if url.scheme() != "https" {
-                return bad("lnd.rest_url: LND's REST API is served over https".into());
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            match (url.scheme(), &l.tls_cert_file) {
+                ("https", Some(cert)) => secret_path("lnd.tls_cert_file", cert)?,
+                ("https", None) => {
+                    return bad("lnd.tls_cert_file: give LND's tls.cert to trust its REST API".into())
+                }
+                ("http", None) if loopback => {}
+                _ => {
+                    return bad(
+                        "lnd.rest_url: use https with tls_cert_file (plain http only on loopback with LND's no-rest-tls)"
+                            .into(),
+                    )
+                }
             }
-            secret_path("lnd.tls_cert_file", &l.tls_cert_file)?;
             secret_path("lnd.macaroon_file", &l.macaroon_file)?;
         }
         if let Some(e) = &self.encryption {

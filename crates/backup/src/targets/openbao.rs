@@ -156,7 +156,7 @@ impl BaoTarget {
         };
         match res {
             Ok(e) => Ok(Some(e)),
-            Err(vaultrs::error::ClientError::APIError { code: 404, .. }) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| {
                 format!("failed to read {}/{} on {}", self.mount, path, self.address)
             }),
@@ -213,4 +213,12 @@ impl BaoTarget {
             self.address
         )
     }
+}
+
+/// OpenBao answers a missing secret with 404 and `{"errors":[]}`; vaultrs
+/// reports that as `APIError`, or as a bare response error when the body
+/// is empty (some Vault-API servers send none).
+fn is_not_found(e: &vaultrs::error::ClientError) -> bool {
+    matches!(e, vaultrs::error::ClientError::APIError { code: 404, .. })
+        || format!("{e:?}").contains("ServerResponseError { code: 404")
 }
