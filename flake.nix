@@ -39,16 +39,49 @@
     {
       overlays.default = import ./pkgs/overlay.nix;
 
+      # Every component also imports what it reads options of (storage and
+      # secrets everywhere; bitcoind and the sync gate for its consumers).
       nixosModules = {
         default = ./modules;
         storage = component [ "storage" ];
+        secrets = component [ "secrets" ];
         bitcoind = component [
           "storage"
+          "secrets"
           "bitcoind"
         ];
         monerod = component [
           "storage"
+          "secrets"
           "monerod"
+        ];
+        sync-gate = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "sync-gate"
+        ];
+        fulcrum = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "sync-gate"
+          "fulcrum"
+        ];
+        lnd = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "sync-gate"
+          "lnd"
+        ];
+        thunderhub = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "sync-gate"
+          "lnd"
+          "thunderhub"
         ];
       };
 
@@ -86,6 +119,7 @@
           module-eval = import ./checks/eval/flake-check.nix { inherit pkgs lib; };
           lint = import ./checks/lint.nix { inherit pkgs; };
           chainstead-storage = vmTest "storage";
+          chainstead-sync-gate = vmTest "sync-gate";
         }
       );
 
