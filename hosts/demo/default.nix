@@ -67,6 +67,14 @@ in
       memory = 1024;
     };
 
+    # Held by the sync gate until the first block is mined:
+    #   bitcoin-cli createwallet demo && bitcoin-cli -generate 1
+    fulcrum = {
+      enable = true;
+      memory = 512;
+    };
+    lnd.enable = true;
+
     monerod = {
       enable = true;
       network = "regtest";

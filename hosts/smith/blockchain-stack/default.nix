@@ -40,6 +40,11 @@
       par = 2;
     };
 
+    # Both start by themselves once bitcoind has synced (the sync gate).
+    # Fulcrum turns on bitcoind's txindex; its 2 GB budget is the seed's.
+    fulcrum.enable = true;
+    lnd.enable = true;
+
     monerod = {
       enable = true;
       maxConcurrency = 2;
