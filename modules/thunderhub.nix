@@ -25,6 +25,10 @@
 #     balance pushes run every minute when the account file enables them.
 #   The issue's measurements: LND unreachable at start is logged once and
 #     its subscriptions are never retried, hence the ordering below.
+#   Checked outside NixOS (Node 20, this module's environment and account
+#     file, the secrets loader's bcrypt hash): the account is listed, the
+#     loader's password passes and a wrong one is refused, the file is not
+#     rewritten.
 {
   config,
   lib,
@@ -450,9 +454,15 @@ in
         "chainstead-lnd-ready.target"
         "lnd.service"
       ];
-      # Stops when LND stops, restarts when LND restarts (its subscriptions
-      # to LND die with the connection).
-      bindsTo = [ "lnd.service" ];
+      # Its subscriptions to LND die with the connection, so it stops when
+      # LND is stopped (Requires=) and restarts, after LND is up again,
+      # whenever LND restarts, by hand or by Restart=on-failure (PartOf=;
+      # systemd propagates both as a try-restart to running units). Not
+      # BindsTo=: a crash of LND would stop ThunderHub at once, and the
+      # try-restart that follows LND's restart ten seconds later leaves a
+      # stopped unit stopped (systemd/systemd#11695), so ThunderHub would
+      # stay down.
+      requires = [ "lnd.service" ];
       partOf = [ "lnd.service" ];
       inherit environment;
 

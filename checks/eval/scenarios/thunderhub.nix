@@ -255,8 +255,13 @@ in
     )
     (h.expectContains "after the lnd-ready target" "chainstead-lnd-ready.target" (svc plain).after)
     (h.expectContains "after LND" "lnd.service" (svc plain).after)
-    (h.expectEqual "bound to LND (stops with it)" [ "lnd.service" ] (svc plain).bindsTo)
-    (h.expectEqual "part of LND (restarts with it)" [ "lnd.service" ] (svc plain).partOf)
+    (h.expectContains "requires LND (stops with it)" "lnd.service" (svc plain).requires)
+    (h.expectEqual "part of LND (restarts with it, also after Restart=on-failure)" [ "lnd.service" ]
+      (svc plain).partOf
+    )
+    (h.expectEqual "not BindsTo (a crash of LND would leave it stopped)" [ ] (svc plain).bindsTo)
+    (h.expectContains "the unit file requires LND" "lnd.service" (svc plain).unitConfig.Requires)
+    (h.expectEqual "the unit file is PartOf LND" "lnd.service" (svc plain).unitConfig.PartOf)
     (h.expectEqual "the secrets loader is required by ThunderHub and runs before it" {
       requiredBy = [ "thunderhub.service" ];
       before = [ "thunderhub.service" ];
