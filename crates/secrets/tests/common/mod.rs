@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
+pub mod rvault;
+
 use chainstead_testkit::{ReplayServer, Reply, Request, Response};
 use serde_json::{json, Value};
 
