@@ -87,9 +87,16 @@ impl ObjectTarget {
                 value.set_sensitive(true);
                 let mut headers = reqwest::header::HeaderMap::new();
                 headers.insert(reqwest::header::AUTHORIZATION, value);
-                let base = format!("{}/", url.trim_end_matches('/'));
+                // The store is rooted at the server's origin and the URL's path
+                // becomes the prefix: object_store creates missing collections
+                // (MKCOL) only below its base URL, and a fresh target folder
+                // (`.../lnd-backup`) usually does not exist yet.
+                let parsed = reqwest::Url::parse(url)
+                    .with_context(|| format!("failed to parse WebDAV url {url}"))?;
+                let origin = parsed.origin().ascii_serialization();
+                let prefix = parsed.path().trim_matches('/').to_string();
                 let store = object_store::http::HttpBuilder::new()
-                    .with_url(base.clone())
+                    .with_url(origin)
                     .with_retry(retry())
                     .with_client_options(
                         client_options()
@@ -100,7 +107,7 @@ impl ObjectTarget {
                     .with_context(|| format!("failed to set up the WebDAV client for {url}"))?;
                 Ok(Self {
                     store: Arc::new(store),
-                    prefix: String::new(),
+                    prefix,
                     what: format!("webdav {url}"),
                 })
             }

@@ -6,7 +6,6 @@
 //!
 //! The secret's data: `{"name": <version name>, "content": <base64>}`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -128,10 +127,11 @@ impl BaoTarget {
         let what = format!("{}/{} on {}", self.mount, path, self.address);
         match self.kv_version {
             1 => {
-                let mut data = HashMap::new();
-                data.insert("name", a.name.as_str());
-                data.insert("content", content.as_str());
-                vaultrs::kv1::set(&client, &self.mount, &path, &data)
+                let entry = Entry {
+                    name: a.name.clone(),
+                    content,
+                };
+                self.kv1_write(&client, &path, &entry)
                     .await
                     .with_context(|| format!("failed to write {what}"))?;
             }
@@ -150,10 +150,10 @@ impl BaoTarget {
 
     async fn read_current(&self, client: &VaultClient, kind: Kind) -> Result<Option<Entry>> {
         let path = self.path_for(kind);
-        let res: Result<Entry, _> = match self.kv_version {
-            1 => vaultrs::kv1::get(client, &self.mount, &path).await,
-            _ => vaultrs::kv2::read(client, &self.mount, &path).await,
-        };
+        if self.kv_version == 1 {
+            return self.kv1_read(client, &path).await;
+        }
+        let res: Result<Entry, _> = vaultrs::kv2::read(client, &self.mount, &path).await;
         match res {
             Ok(e) => Ok(Some(e)),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -161,6 +161,74 @@ impl BaoTarget {
                 format!("failed to read {}/{} on {}", self.mount, path, self.address)
             }),
         }
+    }
+
+    /// KV v1 is a plain `GET`/`POST /v1/<mount>/<path>` (Vault/OpenBao
+    /// "KV secrets engine - version 1 (API)"). It is done here with the
+    /// HTTP client directly, reading only `data`, so servers whose envelope
+    /// lacks fields vaultrs requires (RustyVault omits `request_id`) work.
+    fn kv1_url(&self, path: &str) -> String {
+        format!(
+            "{}/v1/{}/{}",
+            self.address.trim_end_matches('/'),
+            self.mount.trim_matches('/'),
+            path
+        )
+    }
+
+    fn http(&self) -> Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = &self.ca_file {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("failed to parse {}", ca.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build().context("failed to build the OpenBao HTTP client")
+    }
+
+    async fn kv1_write(&self, client: &VaultClient, path: &str, e: &Entry) -> Result<()> {
+        let resp = self
+            .http()?
+            .post(self.kv1_url(path))
+            .header("X-Vault-Token", client.settings.token.as_str())
+            .json(e)
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("{status}: {}", resp.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    async fn kv1_read(&self, client: &VaultClient, path: &str) -> Result<Option<Entry>> {
+        let what = || format!("failed to read {}/{path} on {}", self.mount, self.address);
+        let resp = self
+            .http()?
+            .get(self.kv1_url(path))
+            .header("X-Vault-Token", client.settings.token.as_str())
+            .send()
+            .await
+            .with_context(what)?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            bail!(
+                "{}: {status}: {}",
+                what(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        #[derive(Deserialize)]
+        struct Envelope {
+            data: Entry,
+        }
+        let env: Envelope = resp.json().await.with_context(what)?;
+        Ok(Some(env.data))
     }
 
     pub async fn latest(&self, kind: Kind) -> Result<Option<String>> {

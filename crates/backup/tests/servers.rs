@@ -1,0 +1,484 @@
+//! Against real servers started here on 127.0.0.1 with data in temp dirs:
+//! `rclone serve webdav` (WebDAV), Garage (S3) and RustyVault (a Vault-API
+//! server with KV v1 only; KV v2 is covered by the replay in replay.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chainstead_backup::manifest::TargetSpec;
+use chainstead_backup::targets::Backend;
+use chainstead_backup::version::Kind;
+use chainstead_testkit::{free_port, require_binary, wait_for_tcp, ChildGuard};
+use common::*;
+use serde_json::{json, Value};
+
+fn base(dir: &Path, targets: Value) -> Value {
+    json!({
+        "version": 1,
+        "channel_backup": dir.join("lnd/channel.backup"),
+        "state_dir": dir.join("state"),
+        "metrics_dir": dir,
+        "reconcile_interval_secs": 2,
+        "targets": targets,
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Reads `latest` and its content through the pusher's own client.
+fn remote_latest(spec: &Value, scratch: &Path) -> Option<(String, Vec<u8>)> {
+    let spec: TargetSpec = serde_json::from_value(spec.clone()).unwrap();
+    rt().block_on(async {
+        let b = Backend::from_spec(&spec, scratch).ok()?;
+        let name = b.latest(Kind::Channel).await.ok()??;
+        let data = b.get(Kind::Channel, &name).await.ok()?;
+        Some((name, data))
+    })
+}
+
+struct Rclone {
+    _child: ChildGuard,
+    addr: SocketAddr,
+}
+
+/// `rclone serve webdav DIR --addr 127.0.0.1:PORT --user U --pass P`
+/// (Debian's rclone 1.60; `--config /dev/null` keeps it from any config).
+fn rclone(root: &Path, port: u16) -> Rclone {
+    let bin = require_binary("rclone");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = Command::new(bin)
+        .args(["serve", "webdav"])
+        .arg(root)
+        .args([
+            "--addr",
+            &addr.to_string(),
+            "--user",
+            "lnd",
+            "--pass",
+            "dav-pass-123",
+            "--config",
+            "/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = ChildGuard::new(child);
+    wait_for_tcp(addr, Duration::from_secs(20));
+    Rclone {
+        _child: child,
+        addr,
+    }
+}
+
+#[test]
+#[ignore = "needs rclone: run via checks/offline"]
+fn webdav_burst_outage_and_catch_up() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let served = t.path().join("dav");
+    std::fs::create_dir(&served).unwrap();
+    let port = free_port();
+    let mut server = Some(rclone(&served, port));
+    std::fs::write(t.path().join("dav-password"), "dav-pass-123\n").unwrap();
+    let dav = json!({"kind": "webdav", "name": "dav", "url": format!("http://127.0.0.1:{port}/node1/lnd"),
+                     "user": "lnd", "password_file": t.path().join("dav-password")});
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([dav, {"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
+        ),
+    );
+    lnd.write(&payload(0));
+    let _pusher = spawn_watch(&manifest, t.path());
+    let dav_dir = served.join("node1/lnd");
+    assert!(
+        wait_until(Duration::from_secs(20), || dir_latest(&dav_dir).is_some()),
+        "{}",
+        log(t.path())
+    );
+    let watcher = LatestWatcher::start(dav_dir.join("latest"));
+    let n = 250;
+    for i in 1..=n {
+        lnd.write(&payload(i));
+    }
+    let last = payload(n);
+    assert!(
+        wait_until(Duration::from_secs(30), || dir_latest(&dav_dir)
+            .map(|x| x.1)
+            == Some(last.clone())),
+        "{}",
+        log(t.path())
+    );
+    let seen = watcher.finish();
+    println!(
+        "webdav: {n} rewrites, {} distinct latest values",
+        seen.len()
+    );
+    assert_all_complete(&dav_dir);
+    assert_eq!(remote_latest(&dav, t.path()).unwrap().1, last);
+
+    // Outage: the server goes away, three rewrites happen, it comes back.
+    server.take();
+    for i in n + 1..=n + 3 {
+        lnd.write(&payload(i));
+    }
+    let newest = payload(n + 3);
+    assert!(wait_until(Duration::from_secs(10), || dir_latest(
+        &t.path().join("usb")
+    )
+    .map(|x| x.1)
+        == Some(newest.clone())));
+    assert!(wait_until(Duration::from_secs(10), || {
+        let st = status_json(&manifest);
+        st["targets"][0]["current"] == false
+            && st["targets"][0]["failures_total"].as_u64().unwrap() > 0
+    }));
+    let st = status_json(&manifest);
+    println!("while down: {}", st["targets"][0]["last_error"]);
+    let _server = rclone(&served, port);
+    let start = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(40), || dir_latest(&dav_dir)
+            .map(|x| x.1)
+            == Some(newest.clone())),
+        "webdav did not catch up:\n{}",
+        log(t.path())
+    );
+    println!(
+        "webdav caught up {:.1} s after it came back",
+        start.elapsed().as_secs_f64()
+    );
+    let o = run(&["verify"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+pub struct Garage {
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+    pub bucket: String,
+}
+
+/// Garage (>= 2.3) as a single node with a default key and bucket:
+/// `garage server --single-node --default-bucket` with
+/// `GARAGE_DEFAULT_ACCESS_KEY/SECRET_KEY/BUCKET` (Garage quick start). The
+/// configuration keys are the quick start's (metadata_dir, data_dir,
+/// db_engine, replication_factor, rpc_bind_addr, rpc_public_addr,
+/// rpc_secret as 32 bytes of hex, [s3_api] s3_region, api_bind_addr,
+/// root_domain).
+pub fn garage() -> Garage {
+    let bin = require_binary("garage");
+    let dir = tempfile::tempdir().unwrap();
+    let (rpc, s3) = (free_port(), free_port());
+    let config = format!(
+        "metadata_dir = \"{meta}\"\ndata_dir = \"{data}\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
+         rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+         [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
+        meta = dir.path().join("meta").display(),
+        data = dir.path().join("data").display(),
+        secret = "7e1c5b2a9d3f4e6a8b0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708",
+    );
+    let cfg = dir.path().join("garage.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let key_id = "GK0123456789abcdef01234567".to_string();
+    let secret = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90".to_string();
+    let log = std::fs::File::create(dir.path().join("garage.log")).unwrap();
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&cfg)
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", &key_id)
+        .env("GARAGE_DEFAULT_SECRET_KEY", &secret)
+        .env("GARAGE_DEFAULT_BUCKET", "lnd-backups")
+        .env("RUST_LOG", "garage=warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let child = ChildGuard::new(child);
+    let addr: SocketAddr = format!("127.0.0.1:{s3}").parse().unwrap();
+    wait_for_tcp(addr, Duration::from_secs(30));
+    Garage {
+        _child: child,
+        _dir: dir,
+        endpoint: format!("http://127.0.0.1:{s3}"),
+        key_id,
+        secret,
+        bucket: "lnd-backups".into(),
+    }
+}
+
+impl Garage {
+    pub fn spec(&self, dir: &Path, name: &str, secret: &str) -> Value {
+        let id = dir.join(format!("{name}-key-id"));
+        let sk = dir.join(format!("{name}-secret"));
+        std::fs::write(&id, format!("{}\n", self.key_id)).unwrap();
+        std::fs::write(&sk, format!("{secret}\n")).unwrap();
+        json!({"kind": "s3", "name": name, "endpoint": self.endpoint, "bucket": self.bucket,
+               "region": "garage", "prefix": "node1/lnd", "access_key_id_file": id,
+               "secret_access_key_file": sk, "allow_http": true})
+    }
+
+    /// The default bucket appears a moment after the port opens.
+    pub fn wait_ready(&self, spec: &Value, scratch: &Path) {
+        let spec: TargetSpec = serde_json::from_value(spec.clone()).unwrap();
+        let ok = wait_until(Duration::from_secs(30), || {
+            rt().block_on(async {
+                match Backend::from_spec(&spec, scratch) {
+                    Ok(b) => b.latest(Kind::Channel).await.is_ok(),
+                    Err(_) => false,
+                }
+            })
+        });
+        let log = std::fs::read_to_string(self._dir.path().join("garage.log")).unwrap_or_default();
+        assert!(ok, "garage never served the bucket:\n{log}");
+    }
+}
+
+#[test]
+#[ignore = "needs garage: run via checks/offline"]
+fn garage_burst_wrong_secret_verify_restore() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let g = garage();
+    let good = g.spec(t.path(), "garage", &g.secret);
+    g.wait_ready(&good, t.path());
+    let wrong = g.spec(
+        t.path(),
+        "garage-wrong",
+        "00000000000000000000000000000000000000000000000000000000deadbeef",
+    );
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([good, wrong, {"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
+        ),
+    );
+    lnd.write(&payload(0));
+    let _pusher = spawn_watch(&manifest, t.path());
+    let n = 250;
+    let mut pointer_seen: Vec<String> = Vec::new();
+    for i in 1..=n {
+        lnd.write(&payload(i));
+        if i % 25 == 0 {
+            if let Some((name, _)) = remote_latest(&good, t.path()) {
+                if let Some(prev) = pointer_seen.last() {
+                    assert!(&name >= prev, "S3 latest went backwards: {prev} -> {name}");
+                }
+                pointer_seen.push(name);
+            }
+        }
+    }
+    let last = payload(n);
+    assert!(
+        wait_until(Duration::from_secs(30), || remote_latest(&good, t.path())
+            .map(|x| x.1)
+            == Some(last.clone())),
+        "{}",
+        log(t.path())
+    );
+    assert!(wait_until(Duration::from_secs(10), || dir_latest(
+        &t.path().join("usb")
+    )
+    .map(|x| x.1)
+        == Some(last.clone())));
+    // The wrong secret: a clear error for that target only.
+    let st = status_json(&manifest);
+    let bad = &st["targets"][1];
+    assert_eq!(bad["current"], false, "{st}");
+    let err = bad["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("failed to upload") && err.contains("garage") == false
+            || err.contains("failed to"),
+        "{err}"
+    );
+    assert!(
+        err.contains("403")
+            || err.to_lowercase().contains("forbidden")
+            || err.contains("SignatureDoesNotMatch")
+            || err.contains("InvalidAccessKeyId")
+            || err.contains("AccessDenied"),
+        "unclear error: {err}"
+    );
+    println!("wrong secret reported as: {err}");
+    assert_eq!(st["targets"][0]["current"], true, "{st}");
+    assert_eq!(st["targets"][2]["current"], true, "{st}");
+    let dst = t.path().join("restored.backup");
+    let o = run(
+        &[
+            "restore",
+            "--from",
+            "garage",
+            "--out",
+            dst.to_str().unwrap(),
+        ],
+        &manifest,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&dst).unwrap(), last);
+    let o = run(&["verify"], &manifest);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "verify must flag the wrong-secret target: {}",
+        text(&o)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("garage ") && l.contains("OK: ")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("garage-wrong") && l.contains("FAILED")),
+        "{out}"
+    );
+}
+
+/// RustyVault stands in for OpenBao where it can: KV v1 (it has no KV v2).
+struct Rvault {
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+    root: String,
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        req.push_str(&format!("X-Vault-Token: {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Config keys from RustyVault's `src/cli/config.rs` (storage "file",
+/// listener "tcp" with tls_disable, api_addr, work_dir, pid_file); then
+/// `PUT /v1/sys/init` and `PUT /v1/sys/unseal` as in Vault's API.
+fn rvault() -> Rvault {
+    let bin = require_binary("rvault");
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = format!(
+        "storage \"file\" {{\n  path = \"{data}\"\n}}\nlistener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = \"true\"\n}}\napi_addr = \"http://{addr}\"\nlog_level = \"warn\"\nwork_dir = \"{work}\"\npid_file = \"{work}/rvault.pid\"\n",
+        data = dir.path().join("data").display(),
+        work = dir.path().display(),
+    );
+    let cfg = dir.path().join("rvault.hcl");
+    std::fs::write(&cfg, config).unwrap();
+    let child = Command::new(bin)
+        .arg("server")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = ChildGuard::new(child);
+    wait_for_tcp(addr, Duration::from_secs(20));
+    let (st, init) = http(
+        addr,
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    assert_eq!(st, 200, "init: {init}");
+    let root = init["root_token"].as_str().unwrap().to_string();
+    let key = init["keys"][0].as_str().unwrap().to_string();
+    let (st, b) = http(
+        addr,
+        "PUT",
+        "/v1/sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    );
+    assert_eq!(st, 200, "unseal: {b}");
+    Rvault {
+        _child: child,
+        _dir: dir,
+        addr,
+        root,
+    }
+}
+
+#[test]
+#[ignore = "needs rvault: run via checks/offline"]
+fn rustyvault_kv1_push_and_restore() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let v = rvault();
+    let token: PathBuf = t.path().join("token");
+    std::fs::write(&token, format!("{}\n", v.root)).unwrap();
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([{"kind": "openbao", "name": "bao", "address": format!("http://{}", v.addr),
+                    "auth": {"token": {"token_file": token}}, "mount": "secret",
+                    "path": "lnd/channel-backup", "kv_version": 1}]),
+        ),
+    );
+    let data = payload(51);
+    lnd.write(&data);
+    let o = run(&["push", "--timeout", "20"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    let (st, stored) = http(
+        v.addr,
+        "GET",
+        "/v1/secret/lnd/channel-backup",
+        Some(&v.root),
+        None,
+    );
+    assert_eq!(st, 200, "{stored}");
+    assert!(
+        stored["data"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("channel.backup."),
+        "{stored}"
+    );
+    let dst = t.path().join("restored");
+    let o = run(
+        &["restore", "--from", "bao", "--out", dst.to_str().unwrap()],
+        &manifest,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+}
