@@ -175,7 +175,7 @@ in
         };
       })).accounts).serverUrl
     )
-    (h.expectTrue "the template holds no password" (!((template plain) ? masterPassword)) "")
+    (h.expectTrue "the template holds no password" (!(template plain ? masterPassword)) "")
     (h.expectTrue "no account has a password of its own" (lib.all (a: !(a ? password)) (template plain).accounts) "")
     (h.expectEqual "exposed as system.build too" plain.services.chainstead.thunderhub.accountTemplate
       plain.system.build.chainstead-thunderhub-account-template
