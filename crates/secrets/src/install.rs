@@ -165,6 +165,10 @@ fn ensure_dir(dir: &Path) -> Result<()> {
             .mode(DIR_MODE)
             .create(dir)
             .with_context(|| format!("failed to create directory {}", dir.display()))?;
+        // The unit runs with UMask=0077, which would leave it 0700 and
+        // keep the consuming users out.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
+            .with_context(|| format!("failed to set mode {DIR_MODE:o} on {}", dir.display()))?;
     }
     Ok(())
 }
@@ -189,6 +193,28 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_created_runtime_dir_is_traversable_despite_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().join("a/secrets");
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let result = install_set(&rt, "svc", &[file("a", "1")]);
+        nix::sys::stat::umask(old);
+        result.unwrap();
+        assert_eq!(
+            std::fs::metadata(&rt).unwrap().permissions().mode() & 0o777,
+            DIR_MODE
+        );
+        assert_eq!(
+            std::fs::metadata(rt.join("svc"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            DIR_MODE
+        );
     }
 
     #[test]
