@@ -6,8 +6,10 @@
 #
 # One oneshot per consuming service, `chainstead-secrets-<service>.service`,
 # ordered before the consumer and required by it: a service whose secrets
-# cannot be loaded does not start (fail-closed), and a restart of one
-# consumer reloads only its own set.
+# cannot be loaded does not start (fail-closed). It stays active after a
+# load and is part of its consumer (PartOf=), so `systemctl restart <consumer>`
+# loads that one set again first; with OpenBao unreachable the restart fails
+# with the loader's message and the old set is gone.
 {
   config,
   lib,
@@ -128,9 +130,11 @@ let
           );
           default = null;
           description = ''
-            Generate the value when OpenBao has none and store it back (KV v2,
-            check-and-set 0, so two hosts racing keep one value). In local mode
-            every secret is generated once, whatever this says.
+            Generate the value when it is missing and store it back: in OpenBao
+            (KV v2 only, check-and-set 0, so two hosts racing keep one value) or,
+            in local mode, once into {option}`services.chainstead.secrets.stateDir`.
+            Without it a missing value fails the load; place it with
+            `chainstead-secrets store` (docs/secrets.md).
           '';
         };
       };
@@ -330,6 +334,8 @@ in
         description = "Load the secrets of ${svc.unit}.service";
         requiredBy = [ "${svc.unit}.service" ];
         before = [ "${svc.unit}.service" ];
+        # A (manual) restart of the consumer restarts the loader first.
+        partOf = [ "${svc.unit}.service" ];
         wants = lib.optional (cfg.openbao != null) "network-online.target";
         after = lib.optional (cfg.openbao != null) "network-online.target";
 
@@ -337,6 +343,8 @@ in
           # exec
           Type = "oneshot";
           RemainAfterExit = true;
+          # The loader gives up by itself after `deadline`; this only catches a hang.
+          TimeoutStartSec = if cfg.openbao == null then 60 else cfg.openbao.deadline + 60;
           ExecStart = lib.escapeShellArgs [
             (lib.getExe cfg.package)
             "load"
@@ -355,8 +363,12 @@ in
           # exceptions to the baseline
           CapabilityBoundingSet = [
             "CAP_CHOWN" # files belong to the consuming service
-            "CAP_FOWNER"
             "CAP_DAC_READ_SEARCH" # role_id/secret_id files may be root-only in other dirs
+          ];
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+            "@chown" # fchown, which ~@privileged removes (systemd's seccomp-util.c)
           ];
         };
       }
