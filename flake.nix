@@ -120,6 +120,7 @@
           lint = import ./checks/lint.nix { inherit pkgs; };
           chainstead-storage = vmTest "storage";
           chainstead-sync-gate = vmTest "sync-gate";
+          chainstead-thunderhub = vmTest "thunderhub";
         }
       );
 
