@@ -7,6 +7,7 @@
 //! The secret's data: `{"name": <version name>, "content": <base64>}`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,6 +20,10 @@ use crate::manifest::{BaoAuth, TargetSpec};
 use crate::version::{self, Artifact, Kind};
 
 pub struct BaoTarget {
+    /// Logged-in client, reused until an error drops the whole target
+    /// (the pusher rebuilds targets after a failed attempt).
+    cached: tokio::sync::Mutex<Option<Arc<VaultClient>>>,
+    http: reqwest::Client,
     address: String,
     ca_file: Option<PathBuf>,
     auth: BaoAuth,
@@ -53,7 +58,19 @@ impl BaoTarget {
         // vaultrs' address setter panics on a bad URL: check it first.
         reqwest::Url::parse(address)
             .with_context(|| format!("failed to parse OpenBao address {address}"))?;
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = ca_file {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("failed to parse {}", ca.display()))?;
+            http = http.add_root_certificate(cert);
+        }
         Ok(Self {
+            cached: tokio::sync::Mutex::new(None),
+            http: http
+                .build()
+                .context("failed to build the OpenBao HTTP client")?,
             address: address.clone(),
             ca_file: ca_file.clone(),
             auth: auth.clone(),
@@ -70,7 +87,17 @@ impl BaoTarget {
         }
     }
 
-    async fn client(&self) -> Result<VaultClient> {
+    async fn client(&self) -> Result<Arc<VaultClient>> {
+        let mut g = self.cached.lock().await;
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.login().await?);
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn login(&self) -> Result<VaultClient> {
         let mut settings = VaultClientSettingsBuilder::default();
         settings
             .address(&self.address)
@@ -140,7 +167,7 @@ impl BaoTarget {
                     name: a.name.clone(),
                     content,
                 };
-                vaultrs::kv2::set(&client, &self.mount, &path, &entry)
+                vaultrs::kv2::set(client.as_ref(), &self.mount, &path, &entry)
                     .await
                     .with_context(|| format!("failed to write {what}"))?;
             }
@@ -176,21 +203,9 @@ impl BaoTarget {
         )
     }
 
-    fn http(&self) -> Result<reqwest::Client> {
-        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if let Some(ca) = &self.ca_file {
-            let pem =
-                std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .with_context(|| format!("failed to parse {}", ca.display()))?;
-            b = b.add_root_certificate(cert);
-        }
-        b.build().context("failed to build the OpenBao HTTP client")
-    }
-
     async fn kv1_write(&self, client: &VaultClient, path: &str, e: &Entry) -> Result<()> {
         let resp = self
-            .http()?
+            .http
             .post(self.kv1_url(path))
             .header("X-Vault-Token", client.settings.token.as_str())
             .json(e)
@@ -206,7 +221,7 @@ impl BaoTarget {
     async fn kv1_read(&self, client: &VaultClient, path: &str) -> Result<Option<Entry>> {
         let what = || format!("failed to read {}/{path} on {}", self.mount, self.address);
         let resp = self
-            .http()?
+            .http
             .get(self.kv1_url(path))
             .header("X-Vault-Token", client.settings.token.as_str())
             .send()
@@ -261,13 +276,14 @@ impl BaoTarget {
             }
         }
         if self.kv_version == 2 {
-            let meta = vaultrs::kv2::read_metadata(&client, &self.mount, &path)
+            let meta = vaultrs::kv2::read_metadata(client.as_ref(), &self.mount, &path)
                 .await
                 .with_context(|| format!("failed to read the history of {}/{path}", self.mount))?;
             let oldest = meta.oldest_version.max(1);
             for v in (oldest..meta.current_version).rev() {
                 if let Ok(e) =
-                    vaultrs::kv2::read_version::<Entry>(&client, &self.mount, &path, v).await
+                    vaultrs::kv2::read_version::<Entry>(client.as_ref(), &self.mount, &path, v)
+                        .await
                 {
                     if e.name == name {
                         return decode(e);

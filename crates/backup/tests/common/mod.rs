@@ -2,6 +2,8 @@
 //! the pusher as a child process, manifests in temp dirs, target readers.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod servers;
+
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
