@@ -218,3 +218,66 @@ fn rvault_store_and_check() {
         "check installs nothing"
     );
 }
+
+/// TLS with the operator's CA: `ca_file` is the only trusted root and
+/// `tls_server_name` names the certificate while the address holds the IP.
+/// Without the name, or with another CA, verification fails at once (not
+/// retried until the deadline) with a message naming both options.
+#[test]
+#[ignore = "needs rvault and openssl: run via checks/offline"]
+fn rvault_over_tls_with_ca_file_and_server_name() {
+    let env = Env::new();
+    let rv = Rvault::start_tls(&env);
+    rv.write("chainstead/bitcoind", json!({"rpc-lnd": RPC_PW}));
+    rv.write("chainstead/lnd", json!({"wallet-password": WALLET_PW}));
+    let (o, g, _) = owner();
+    let ca = rv.tls_ca().to_str().unwrap().to_owned();
+    let m = env.manifest(
+        Some(&rv.url()),
+        json!({"ca_file": ca, "tls_server_name": common::rvault::TLS_NAME, "deadline_secs": 30}),
+        services(&o, &g),
+    );
+    let r = load(&m);
+    assert!(r.ok, "load over TLS failed");
+    assert_eq!(
+        std::fs::read_to_string(env.runtime().join("lnd/wallet-password")).unwrap(),
+        WALLET_PW
+    );
+
+    // The certificate names bao.test, not 127.0.0.1.
+    let m = env.manifest(
+        Some(&rv.url()),
+        json!({"ca_file": ca, "deadline_secs": 30}),
+        services(&o, &g),
+    );
+    let r = load(&m);
+    assert!(!r.ok);
+    assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+    assert!(
+        r.stderr.contains("failed to verify the TLS certificate"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("openbao.tls_server_name"));
+    assert!(
+        names(&env.runtime()).is_empty(),
+        "the failed load removed the sets"
+    );
+
+    // A CA that did not sign the server's certificate.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = common::rvault::make_certs(other.path(), "other-");
+    let m = env.manifest(
+        Some(&rv.url()),
+        json!({"ca_file": other_ca, "tls_server_name": common::rvault::TLS_NAME, "deadline_secs": 30}),
+        services(&o, &g),
+    );
+    let r = load(&m);
+    assert!(!r.ok);
+    assert!(r.elapsed < Duration::from_secs(10));
+    assert!(
+        r.stderr.contains("failed to verify the TLS certificate"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,9 +1,11 @@
 //! A RustyVault server for the tests: started on 127.0.0.1 with its data in
-//! a temp dir, initialised, unsealed, with AppRole enabled.
+//! a temp dir, initialised, unsealed, with AppRole enabled; plain HTTP, or
+//! TLS with a certificate from a test CA (made with the `openssl` CLI).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,15 +14,20 @@ use serde_json::{json, Value};
 
 use super::Env;
 
+/// The DNS name in the test server certificate.
+pub const TLS_NAME: &str = "bao.test";
+
 pub struct Rvault {
     addr: SocketAddr,
     root: String,
     unseal_key: String,
+    /// CA certificate (PEM) when the listener speaks TLS.
+    tls_ca: Option<PathBuf>,
     _child: ChildGuard,
     _dir: tempfile::TempDir,
 }
 
-/// Minimal HTTP/1.1 client for setting the server up.
+/// Minimal HTTP/1.1 client for setting a plain-HTTP server up.
 pub fn http(
     addr: SocketAddr,
     method: &str,
@@ -49,18 +56,161 @@ pub fn http(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// The same over TLS, trusting only `ca` and reaching `TLS_NAME` at `addr`.
+fn https(
+    addr: SocketAddr,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .resolve(TLS_NAME, addr)
+            .no_proxy()
+            .build()
+            .unwrap();
+        let url = format!("https://{TLS_NAME}:{}{path}", addr.port());
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.header("X-Vault-Token", t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+/// Makes a CA and a server certificate for `TLS_NAME` (signed by it) in
+/// `dir`: ca.pem, server.pem, server.key. Returns the CA path.
+pub fn make_certs(dir: &Path, prefix: &str) -> PathBuf {
+    let openssl = require_binary("openssl");
+    let run = |args: &[&str]| {
+        let st = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    let ca_key = format!("{prefix}ca.key");
+    let ca = format!("{prefix}ca.pem");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=chainstead test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    let key = format!("{prefix}server.key");
+    let csr = format!("{prefix}server.csr");
+    let cert = format!("{prefix}server.pem");
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        &format!("/CN={TLS_NAME}"),
+    ]);
+    let ext = format!("{prefix}server.ext");
+    std::fs::write(
+        dir.join(&ext),
+        format!("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:{TLS_NAME}\n"),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    dir.join(ca)
+}
+
 impl Rvault {
-    /// Starts, initialises and unseals a server, enables AppRole with a
-    /// role `chainstead`, and writes its role_id and secret_id into `env`.
+    /// Starts, initialises and unseals a plain-HTTP server, enables AppRole
+    /// with a role `chainstead`, and writes its role_id and secret_id into
+    /// `env`.
     pub fn start(env: &Env) -> Self {
+        Self::start_with(env, false)
+    }
+
+    /// The same with a TLS listener; the CA is `self.tls_ca()`.
+    pub fn start_tls(env: &Env) -> Self {
+        Self::start_with(env, true)
+    }
+
+    fn start_with(env: &Env, tls: bool) -> Self {
         let bin = require_binary("rvault");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (listener_tls, tls_ca) = if tls {
+            let ca = make_certs(dir.path(), "");
+            (
+                format!(
+                    "  tls_disable = \"false\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_disable_client_certs = \"true\"\n",
+                    dir.path().join("server.pem").display(),
+                    dir.path().join("server.key").display()
+                ),
+                Some(ca),
+            )
+        } else {
+            ("  tls_disable = \"true\"\n".to_owned(), None)
+        };
         // Config keys from RustyVault's src/cli/config.rs (storage, listener
-        // with tls_disable, api_addr, work_dir, pid_file).
+        // with tls_*, api_addr, work_dir, pid_file).
         let config = format!(
-            "storage \"file\" {{\n  path = \"{data}\"\n}}\nlistener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = \"true\"\n}}\napi_addr = \"http://{addr}\"\nlog_level = \"warn\"\nwork_dir = \"{work}\"\npid_file = \"{work}/rvault.pid\"\n",
+            "storage \"file\" {{\n  path = \"{data}\"\n}}\nlistener \"tcp\" {{\n  address = \"{addr}\"\n{listener_tls}}}\napi_addr = \"http://{addr}\"\nlog_level = \"warn\"\nwork_dir = \"{work}\"\npid_file = \"{work}/rvault.pid\"\n",
             data = dir.path().join("data").display(),
             work = dir.path().display(),
         );
@@ -76,23 +226,23 @@ impl Rvault {
             .unwrap();
         let child = ChildGuard::new(child);
         wait_for_tcp(addr, Duration::from_secs(20));
-        let (st, init) = http(
+        let mut me = Self {
             addr,
+            root: String::new(),
+            unseal_key: String::new(),
+            tls_ca,
+            _child: child,
+            _dir: dir,
+        };
+        let (st, init) = me.raw(
             "PUT",
             "/v1/sys/init",
             None,
             Some(json!({"secret_shares": 1, "secret_threshold": 1})),
         );
         assert_eq!(st, 200, "init: {init}");
-        let root = init["root_token"].as_str().unwrap().to_owned();
-        let unseal_key = init["keys"][0].as_str().unwrap().to_owned();
-        let me = Self {
-            addr,
-            root,
-            unseal_key,
-            _child: child,
-            _dir: dir,
-        };
+        me.root = init["root_token"].as_str().unwrap().to_owned();
+        me.unseal_key = init["keys"][0].as_str().unwrap().to_owned();
         me.unseal();
         let (st, b) = me.call(
             "POST",
@@ -117,13 +267,25 @@ impl Rvault {
         me
     }
 
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        match &self.tls_ca {
+            None => http(self.addr, method, path, token, body),
+            Some(ca) => https(self.addr, ca, method, path, token, body),
+        }
+    }
+
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        http(self.addr, method, path, Some(&self.root), body)
+        self.raw(method, path, Some(&self.root), body)
     }
 
     pub fn unseal(&self) {
-        let (st, b) = http(
-            self.addr,
+        let (st, b) = self.raw(
             "PUT",
             "/v1/sys/unseal",
             None,
@@ -134,7 +296,15 @@ impl Rvault {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls_ca.is_some() {
+            format!("https://{}", self.addr)
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    pub fn tls_ca(&self) -> &Path {
+        self.tls_ca.as_deref().unwrap()
     }
 
     pub fn write(&self, path: &str, fields: Value) {
