@@ -61,7 +61,15 @@ pub async fn run(manifest: &Manifest, only: Option<&str>) -> Result<()> {
     // configuration error, not something to find out after a login.
     let mut plans = Vec::new();
     for (name, svc) in &services {
-        plans.push((*name, plan(manifest, name, svc)?));
+        match plan(manifest, name, svc) {
+            Ok(p) => plans.push((*name, p)),
+            Err(e) => {
+                for (name, _) in &services {
+                    drop_set(manifest, name);
+                }
+                return Err(e);
+            }
+        }
     }
     let wanted = wanted(manifest, &services);
     tracing::info!(
