@@ -14,6 +14,9 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// How long a TCP connect may take before the daemon counts as not there.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long an idle keep-alive connection is kept for the next poll.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// A complete, bounded reply.
 #[derive(Debug)]
 pub struct Reply {
@@ -56,6 +59,10 @@ pub fn client(
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .timeout(timeout)
         .pool_max_idle_per_host(1)
+        // Reuse a connection only between fast polls: bitcoind closes idle
+        // RPC connections after -rpcservertimeout (30 s by default), and a
+        // POST on a connection closed under us would be a spurious error.
+        .pool_idle_timeout(POOL_IDLE)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("chainstead-sync-gate/", env!("CARGO_PKG_VERSION")));
     if let Some(cfg) = tls {

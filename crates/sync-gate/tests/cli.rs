@@ -329,3 +329,65 @@ fn wait_exits_nonzero_on_misconfiguration() {
     );
     assert!(!scene.flag().exists());
 }
+
+/// The metrics textfile passes promtool's exposition-format and naming
+/// checks, with an error sample present (a transient timeout).
+#[test]
+#[ignore = "needs promtool: run via checks/offline"]
+fn metrics_pass_promtool() {
+    let promtool = chainstead_testkit::require_binary("promtool");
+    let scene = Scene::new();
+    let btc = FakeBitcoind::start(Btc::Silence);
+    let m = scene.write_manifest(&scene.bitcoind_manifest(
+        &btc.url(),
+        "main",
+        json!({"fast_secs": 0.2, "timeout_secs": 0.3}),
+    ));
+    let mut child = ChildGuard::new(
+        Command::new(BIN)
+            .args(["wait", "--manifest"])
+            .arg(&m)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom = scene.path("metrics/chainstead-sync-gate-bitcoind.prom");
+    let mut with_error = String::new();
+    wait_until("an error in the metrics", Duration::from_secs(10), || {
+        with_error = std::fs::read_to_string(&prom).unwrap_or_default();
+        with_error.contains("kind=\"transient\"")
+    });
+    btc.set(Btc::Info(chain_info(
+        "main", 512_345, 872_001, true, 0.6134,
+    )));
+    wait_until("a height in the metrics", Duration::from_secs(10), || {
+        std::fs::read_to_string(&prom).is_ok_and(|t| t.contains("chainstead_sync_gate_height{"))
+    });
+    sigterm(child.id());
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(5)).code(),
+        Some(0)
+    );
+    for text in [with_error, std::fs::read_to_string(&prom).unwrap()] {
+        let mut p = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(p.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("chainstead_sync_gate_errors_total{gate=\"bitcoind\"} "),
+            "{text}"
+        );
+    }
+}
