@@ -927,12 +927,17 @@ fn local_mode_generates_once() {
     );
 }
 
-/// An unknown user is a named configuration error before any request.
+/// An unknown user is a named configuration error before any request, and
+/// the previous sets are removed.
 #[test]
 fn unknown_owner_fails_before_fetching() {
     let env = Env::new();
     let bao = seeded(Some(2));
     let srv = bao.start();
+    let (o, g, _) = owner();
+    let m = env.manifest(Some(&srv.url()), json!({}), stack_services(&o, &g));
+    assert!(load(&m).ok);
+    let before = srv.requests().len();
     let m = env.manifest(
         Some(&srv.url()),
         json!({}),
@@ -941,5 +946,6 @@ fn unknown_owner_fails_before_fetching() {
     let r = load(&m);
     assert!(!r.ok);
     assert!(r.stderr.contains("no-such-user-chainstead"), "{}", r.stderr);
-    assert!(srv.requests().is_empty());
+    assert_eq!(srv.requests().len(), before, "nothing was fetched");
+    assert!(names(&env.runtime()).is_empty(), "no stale set is left");
 }
