@@ -211,6 +211,15 @@ let
     }) cfg.services;
   };
 
+  # The loader runs with ProtectHome=true (the shared baseline).
+  hiddenByProtectHome =
+    path:
+    lib.any (dir: path == dir || lib.hasPrefix "${dir}/" path) [
+      "/root"
+      "/home"
+      "/run/user"
+    ];
+
   manifestFile = pkgs.writeText "chainstead-secrets.json" (builtins.toJSON manifest);
 
   # The build fails, not the boot, when the manifest is invalid.
@@ -319,7 +328,20 @@ in
         assertion = !(cfg.openbao.tokenFile != null && cfg.openbao.roleIdFile != null);
         message = "services.chainstead.secrets.openbao: set either tokenFile or roleIdFile/secretIdFile, not both.";
       }
-    ];
+    ]
+    ++ map (opt: {
+      assertion = cfg.openbao.${opt} == null || !(hiddenByProtectHome cfg.openbao.${opt});
+      message = ''
+        services.chainstead.secrets.openbao.${opt} = "${toString cfg.openbao.${opt}}" is under /root or
+        /home, which the loader unit cannot see (ProtectHome=). Place it elsewhere,
+        e.g. under /var/lib/chainstead/bao/ (docs/secrets.md).
+      '';
+    }) (lib.optionals (cfg.openbao != null) [
+      "roleIdFile"
+      "secretIdFile"
+      "tokenFile"
+      "caFile"
+    ]);
 
     system.build.chainstead-secrets-manifest = checkedManifest;
 
