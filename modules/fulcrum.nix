@@ -31,42 +31,13 @@ let
     literalExpression
     ;
   chainstead = import ./lib.nix { inherit lib; };
+  inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.fulcrum;
   storage = config.services.chainstead.storage;
   bitcoind = config.services.chainstead.bitcoind;
 
-  # Where a client on this host reaches a server bound to `address`.
-  connectHost =
-    address:
-    if address == "0.0.0.0" then
-      "127.0.0.1"
-    else if address == "::" then
-      "::1"
-    else
-      address;
-  hostPort = host: port: if lib.hasInfix ":" host then "[${host}]:${toString port}" else "${host}:${toString port}";
-
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
   usesPassword = cfg.bitcoind.passwordFile != null;
-
-  # The bitcoind Fulcrum uses, as a sync-gate manifest describes it; the
-  # password file arrives in the gate unit's own credentials directory.
-  bitcoindBackend =
-    gate:
-    {
-      kind = "bitcoind";
-      rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
-      chain = chainstead.bitcoinNetworks.${cfg.bitcoind.network}.section;
-    }
-    // (
-      if usesPassword then
-        {
-          rpc_user = cfg.bitcoind.user;
-          rpc_password_file = "/run/credentials/chainstead-sync-gate-${gate}.service/rpc-password";
-        }
-      else
-        { cookie_file = cfg.bitcoind.cookieFile; }
-    );
 
   credentialDir = "/run/credentials/fulcrum.service";
   sslDir = "${cfg.dataDir}/ssl";
@@ -141,44 +112,20 @@ in
       '';
     };
 
-    bitcoind = {
-      host = mkOption {
-        type = types.str;
-        default = connectHost bitcoind.rpc.address;
-        defaultText = literalExpression "the local bitcoind's RPC address";
-        description = "Host of bitcoind's RPC server; another host works too (reach it over a tunnel).";
+    bitcoind =
+      chainstead.bitcoindClientOptions {
+        inherit bitcoind;
+        consumer = "Fulcrum";
+        runtimeDir = "/run/fulcrum";
+      }
+      // {
+        network = mkOption {
+          type = types.enum (lib.attrNames chainstead.bitcoinNetworks);
+          default = bitcoind.network;
+          defaultText = literalExpression "config.services.chainstead.bitcoind.network";
+          description = "Network of that bitcoind; the sync gate refuses a node on another chain.";
+        };
       };
-      port = mkOption {
-        type = types.port;
-        default = bitcoind.rpc.port;
-        defaultText = literalExpression "config.services.chainstead.bitcoind.rpc.port";
-        description = "Port of bitcoind's RPC server.";
-      };
-      network = mkOption {
-        type = types.enum (lib.attrNames chainstead.bitcoinNetworks);
-        default = bitcoind.network;
-        defaultText = literalExpression "config.services.chainstead.bitcoind.network";
-        description = "Network of that bitcoind; the sync gate refuses a node on another chain.";
-      };
-      cookieFile = mkOption {
-        type = types.nullOr types.str;
-        default = if bitcoind.enable then bitcoind.rpc.cookieFile else null;
-        defaultText = literalExpression "the local bitcoind's cookie, when it is enabled";
-        description = ''
-          bitcoind's RPC cookie (`rpccookie`). The local bitcoind's cookie is
-          readable through the `bitcoin-rpc` group, which Fulcrum joins.
-        '';
-      };
-      user = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        description = "RPC user for a bitcoind without cookie access (with {option}`passwordFile`).";
-      };
-      passwordFile = chainstead.mkSecretFileOption ''
-        File holding the RPC password of {option}`user`. Read at start into a
-        config under /run/fulcrum, never into the Nix store or the command line.
-      '';
-    };
 
     tcp = {
       address = mkOption {
@@ -353,11 +300,10 @@ in
 
       # Fulcrum is pulled in by the bitcoind gate's target, not by boot.
       syncGate.gates = {
-        bitcoind = {
-          backend = bitcoindBackend "bitcoind";
-          after = lib.optional bitcoind.enable "bitcoind.service";
-          supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-          credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+        bitcoind = chainstead.bitcoindGate {
+          inherit bitcoind;
+          client = cfg.bitcoind;
+          inherit (cfg.bitcoind) network;
         };
         # chainstead-fulcrum-synced.target: Fulcrum's index has caught up with
         # bitcoind, for services that query Fulcrum (wallet backends, explorers).
@@ -367,7 +313,11 @@ in
             address = hostPort (connectHost cfg.tcp.address) cfg.tcp.port;
             tls = false;
             tolerance_blocks = 1;
-            reference = bitcoindBackend "fulcrum";
+            reference = chainstead.bitcoindBackend {
+              client = cfg.bitcoind;
+              inherit (cfg.bitcoind) network;
+              gate = "fulcrum";
+            };
           };
           wantedBy = [ "fulcrum.service" ];
           after = [ "fulcrum.service" ];

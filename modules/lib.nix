@@ -152,4 +152,107 @@ rec {
       defaultText = lib.literalExpression "pkgs.${attr}";
       description = "The ${attr} package to use.";
     };
+
+  # Where a client on this host reaches a server bound to `address`.
+  connectHost =
+    address:
+    if address == "0.0.0.0" then
+      "127.0.0.1"
+    else if address == "::" then
+      "::1"
+    else
+      address;
+
+  # host:port, with IPv6 addresses in brackets.
+  hostPort =
+    host: port: if lib.hasInfix ":" host then "[${host}]:${toString port}" else "${host}:${toString port}";
+
+  # Options of a bitcoind RPC client (Fulcrum, LND): the local bitcoind by
+  # default, another host by setting host, port and a credential.
+  # `bitcoind` is config.services.chainstead.bitcoind; `runtimeDir` is where
+  # the consumer assembles a config holding a password at start.
+  bitcoindClientOptions =
+    {
+      bitcoind,
+      consumer,
+      runtimeDir,
+    }:
+    {
+      host = mkOption {
+        type = types.str;
+        default = connectHost bitcoind.rpc.address;
+        defaultText = lib.literalExpression "the local bitcoind's RPC address";
+        description = "Host of bitcoind's RPC server; another host works too (reach it over a tunnel).";
+      };
+      port = mkOption {
+        type = types.port;
+        default = bitcoind.rpc.port;
+        defaultText = lib.literalExpression "config.services.chainstead.bitcoind.rpc.port";
+        description = "Port of bitcoind's RPC server.";
+      };
+      cookieFile = mkOption {
+        type = types.nullOr types.str;
+        default = if bitcoind.enable then bitcoind.rpc.cookieFile else null;
+        defaultText = lib.literalExpression "the local bitcoind's cookie, when it is enabled";
+        description = ''
+          bitcoind's RPC cookie. The local bitcoind's cookie is readable through
+          the `bitcoin-rpc` group, which ${consumer} joins.
+        '';
+      };
+      user = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "RPC user for a bitcoind without cookie access (with {option}`passwordFile`).";
+      };
+      passwordFile = mkSecretFileOption ''
+        File holding the RPC password of {option}`user`. Read at start into a
+        config under ${runtimeDir}, never into the Nix store or the command line.
+      '';
+    };
+
+  # A sync-gate manifest's description of a consumer's bitcoind. `client` is
+  # the consumer's bitcoind client options, `network` its chain, `gate` the
+  # gate unit that receives the password credential.
+  bitcoindBackend =
+    {
+      client,
+      network,
+      gate,
+    }:
+    {
+      kind = "bitcoind";
+      rpc_url = "http://${hostPort client.host client.port}";
+      chain = bitcoinNetworks.${network}.section;
+    }
+    // (
+      if client.passwordFile != null then
+        {
+          rpc_user = client.user;
+          rpc_password_file = "/run/credentials/chainstead-sync-gate-${gate}.service/rpc-password";
+        }
+      else
+        { cookie_file = client.cookieFile; }
+    );
+
+  # The sync gate on a consumer's bitcoind (chainstead-bitcoind-synced.target).
+  bitcoindGate =
+    {
+      bitcoind,
+      client,
+      network,
+    }:
+    let
+      usesPassword = client.passwordFile != null;
+    in
+    {
+      backend = bitcoindBackend {
+        inherit client network;
+        gate = "bitcoind";
+      };
+      after = lib.optional bitcoind.enable "bitcoind.service";
+      supplementaryGroups = lib.optional (
+        client.cookieFile != null && client.cookieFile == bitcoind.rpc.cookieFile
+      ) bitcoind.rpc.group;
+      credentials = lib.optionalAttrs usesPassword { rpc-password = client.passwordFile; };
+    };
 }

@@ -34,19 +34,10 @@ let
     literalExpression
     ;
   chainstead = import ./lib.nix { inherit lib; };
+  inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.lnd;
   storage = config.services.chainstead.storage;
   bitcoind = config.services.chainstead.bitcoind;
-
-  connectHost =
-    address:
-    if address == "0.0.0.0" then
-      "127.0.0.1"
-    else if address == "::" then
-      "::1"
-    else
-      address;
-  hostPort = host: port: if lib.hasInfix ":" host then "[${host}]:${toString port}" else "${host}:${toString port}";
 
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
   usesPassword = cfg.bitcoind.passwordFile != null;
@@ -299,51 +290,26 @@ in
       };
     };
 
-    bitcoind = {
-      host = mkOption {
-        type = types.str;
-        default = connectHost bitcoind.rpc.address;
-        defaultText = literalExpression "the local bitcoind's RPC address";
-        description = "Host of bitcoind's RPC server; another host works too.";
+    bitcoind =
+      chainstead.bitcoindClientOptions {
+        inherit bitcoind;
+        consumer = "LND";
+        runtimeDir = "/run/lnd";
+      }
+      // {
+        zmqRawBlock = mkOption {
+          type = types.nullOr types.str;
+          default = bitcoind.zmq.rawblock;
+          defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawblock";
+          description = "bitcoind's `zmqpubrawblock` endpoint.";
+        };
+        zmqRawTx = mkOption {
+          type = types.nullOr types.str;
+          default = bitcoind.zmq.rawtx;
+          defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawtx";
+          description = "bitcoind's `zmqpubrawtx` endpoint.";
+        };
       };
-      port = mkOption {
-        type = types.port;
-        default = bitcoind.rpc.port;
-        defaultText = literalExpression "config.services.chainstead.bitcoind.rpc.port";
-        description = "Port of bitcoind's RPC server.";
-      };
-      cookieFile = mkOption {
-        type = types.nullOr types.str;
-        default = if bitcoind.enable then bitcoind.rpc.cookieFile else null;
-        defaultText = literalExpression "the local bitcoind's cookie, when it is enabled";
-        description = ''
-          bitcoind's RPC cookie (`bitcoind.rpccookie`), read by LND when it
-          starts. The local bitcoind's cookie is readable through the
-          `bitcoin-rpc` group, which LND joins.
-        '';
-      };
-      user = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        description = "RPC user for a bitcoind without cookie access (with {option}`passwordFile`).";
-      };
-      passwordFile = chainstead.mkSecretFileOption ''
-        File holding the RPC password of {option}`user`. Read at start into a
-        config under /run/lnd, never into the Nix store or the command line.
-      '';
-      zmqRawBlock = mkOption {
-        type = types.nullOr types.str;
-        default = bitcoind.zmq.rawblock;
-        defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawblock";
-        description = "bitcoind's `zmqpubrawblock` endpoint.";
-      };
-      zmqRawTx = mkOption {
-        type = types.nullOr types.str;
-        default = bitcoind.zmq.rawtx;
-        defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawtx";
-        description = "bitcoind's `zmqpubrawtx` endpoint.";
-      };
-    };
 
     walletPasswordFile = mkOption {
       type = chainstead.secretFileType;
@@ -500,24 +466,10 @@ in
       # LND starts with the bitcoind gate's target; ThunderHub waits for its
       # own gate (chainstead-lnd-ready.target: LND's RPC is active).
       syncGate.gates = {
-        bitcoind = {
-          backend = {
-            kind = "bitcoind";
-            rpc_url = "http://${hostPort cfg.bitcoind.host cfg.bitcoind.port}";
-            chain = chainstead.bitcoinNetworks.${cfg.network}.section;
-          }
-          // (
-            if usesPassword then
-              {
-                rpc_user = cfg.bitcoind.user;
-                rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
-              }
-            else
-              { cookie_file = cfg.bitcoind.cookieFile; }
-          );
-          after = lib.optional bitcoind.enable "bitcoind.service";
-          supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-          credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+        bitcoind = chainstead.bitcoindGate {
+          inherit bitcoind;
+          client = cfg.bitcoind;
+          inherit (cfg) network;
         };
         lnd = {
           backend = {

@@ -44,20 +44,11 @@ let
     literalExpression
     ;
   chainstead = import ./lib.nix { inherit lib; };
+  inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.thunderhub;
   lnd = config.services.chainstead.lnd;
   storage = config.services.chainstead.storage;
   secretsDir = "${config.services.chainstead.secrets.runtimeDir}/thunderhub";
-
-  connectHost =
-    address:
-    if address == "0.0.0.0" then
-      "127.0.0.1"
-    else if address == "::" then
-      "::1"
-    else
-      address;
-  hostPort = host: port: if lib.hasInfix ":" host then "[${host}]:${toString port}" else "${host}:${toString port}";
 
   hashed = cfg.passwordMode == "hashed-account-file";
   # What the secrets loader installs: the bcrypt hash in the stored form
