@@ -533,6 +533,33 @@ mod tests {
         Ok(m)
     }
 
+    /// The fixture shared with the module and VM tests, and the example in
+    /// docs/backup.md, are the same valid manifest. (Skipped when the crate
+    /// is built outside the repository, as in a Nix package build.)
+    #[test]
+    fn shared_fixture_and_docs_example_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let fixture = root.join("checks/fixtures/backup/manifest.json");
+        if !fixture.exists() {
+            println!("{} not present: skipped", fixture.display());
+            return;
+        }
+        let m = Manifest::load(&fixture).unwrap();
+        assert_eq!(m.targets.len(), 5);
+        let docs = std::fs::read_to_string(root.join("docs/backup.md")).unwrap();
+        let block = docs
+            .split("```json\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let from_docs: serde_json::Value = serde_json::from_str(block).unwrap();
+        let from_fixture: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
+        assert_eq!(from_docs, from_fixture);
+    }
+
     #[test]
     fn example_is_valid() {
         let m = parse(example()).unwrap();
