@@ -34,7 +34,8 @@ fn start_lnd(state: Option<&'static str>) -> FakeLnd {
         }
         match *s.lock().unwrap() {
             Some(st) => Response::json(200, &json!({ "state": st })).into(),
-            // The zero value (NON_EXISTING) may be left out by the marshaller.
+            // The zero value as protobuf JSON without EmitUnpopulated would
+            // send it (LND itself sends "NON_EXISTING" explicitly).
             None => Reply::Send(Response::json(200, &json!({}))),
         }
     });

@@ -8,8 +8,10 @@
 //!   before the wallet is unlocked, so it is reachable without a macaroon.
 //! - RPC_ACTIVE means the RPC server is up and callers can use it;
 //!   SERVER_ACTIVE means the whole node started. Either releases the gate.
-//! - A zero enum value may be omitted by the JSON marshaller, so a body
-//!   without `state` means NON_EXISTING.
+//! - LND's REST proxy marshals with `EmitUnpopulated: true` (lnrpc's
+//!   `RESTJsonMarshalOpts`), so even NON_EXISTING (the zero value) is sent;
+//!   a body without `state` is still read as NON_EXISTING, as protobuf JSON
+//!   would have it.
 //! - REST is served over TLS with LND's own certificate (tls.cert); see
 //!   crate::tls for why it is pinned rather than used as a root.
 
