@@ -197,6 +197,30 @@ async fn syncing_node_becomes_ready() {
     let first = first_answer(&mut p).await;
     assert!(!first.ready, "a fresh node cannot be synced yet: {first:?}");
 
+    // The service itself, on the same node: no flag until synced.
+    let flag = dir.path().join("sync/monerod");
+    let manifest = dir.path().join("manifest.json");
+    let m = json!({
+        "version": 1, "name": "monerod", "flag_file": flag,
+        "poll": {"fast_secs": 0.5, "slow_secs": 2},
+        "backend": {"kind": "monerod", "rpc_url": format!("http://127.0.0.1:{}", syncing.rpc), "nettype": "fakechain"},
+    });
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let mut gate = ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_chainstead-sync-gate"))
+            .args(["wait", "--manifest"])
+            .arg(&manifest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !flag.exists(),
+        "flag written for a node that has not synced"
+    );
+
     let start = Instant::now();
     let mut seen: Vec<String> = vec![first.text.clone()];
     let last = loop {
@@ -214,6 +238,21 @@ async fn syncing_node_becomes_ready() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!("observations: {seen:#?}");
+    let start = Instant::now();
+    while !flag.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the gate did not release"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let written: Value = serde_json::from_slice(&std::fs::read(&flag).unwrap()).unwrap();
+    assert_eq!(written["height"], top);
+    assert!(
+        gate.0.try_wait().unwrap().is_none(),
+        "the gate keeps running after release"
+    );
+    drop(gate);
     assert_eq!(last.height, Some(top));
     assert!(
         seen.iter()
