@@ -138,6 +138,16 @@ fn classify(e: reqwest::Error, what: &str, timeout: Duration) -> Failure {
         return timed_out(what, timeout);
     }
     let cause = root_cause(&e);
+    if not_http(&e) {
+        return Failure::Error(ProbeError::misconfig(format!(
+            "unparseable reply from {what}: it does not answer HTTP ({cause}); check the URL's port"
+        )));
+    }
+    if let Some(tls) = tls_failure(&e) {
+        return Failure::Error(ProbeError::misconfig(format!(
+            "the TLS handshake with {what} failed ({tls}); check that the URL's port speaks TLS"
+        )));
+    }
     if e.is_connect() {
         return Failure::Down(format!("{what} is not answering ({cause})"));
     }
@@ -146,14 +156,39 @@ fn classify(e: reqwest::Error, what: &str, timeout: Duration) -> Failure {
     )))
 }
 
+/// The errors behind `e`, outermost first. Unlike `source()` alone this
+/// also enters an `io::Error`'s inner error, whose `source()` skips it.
+fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                return Some(inner as &(dyn std::error::Error + 'static));
+            }
+        }
+        err.source()
+    })
+}
+
+/// Whether the peer sent something that is not HTTP at all (an SSH banner,
+/// a P2P port).
+fn not_http(e: &(dyn std::error::Error + 'static)) -> bool {
+    chain(e).any(|err| {
+        err.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_parse() || h.is_parse_status())
+    })
+}
+
+/// The message of a rustls error anywhere in the chain.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    chain(e).find_map(|err| err.downcast_ref::<rustls::Error>().map(ToString::to_string))
+}
+
 /// The innermost error message, which is the informative one
 /// ("Connection refused (os error 111)", "invalid peer certificate ...").
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
+    chain(e).last().map(ToString::to_string).unwrap_or_default()
 }
 
 /// Up to 120 printable characters of a body.

@@ -127,6 +127,20 @@ async fn garbage_is_an_unparseable_reply() {
     assert!(err.to_string().contains("<html>router"), "{err}");
 }
 
+/// Something that does not speak HTTP at all on the RPC port (an SSH
+/// banner): unparseable, a misconfiguration, not a network hiccup.
+#[tokio::test]
+async fn non_http_answer_is_a_misconfiguration() {
+    let scene = Scene::new();
+    let btc = FakeBitcoind::start(Btc::NotHttp);
+    let err = prober(&scene, &btc.url(), "main")
+        .probe()
+        .await
+        .unwrap_err();
+    assert!(err.is_misconfig(), "{err}");
+    assert!(err.to_string().contains("does not answer HTTP"), "{err}");
+}
+
 /// A reply that never ends is cut at the size limit, quickly.
 #[tokio::test]
 async fn endless_reply_is_bounded() {

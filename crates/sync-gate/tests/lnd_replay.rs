@@ -153,6 +153,35 @@ async fn unparseable_certificate_file() {
     assert!(err.to_string().contains("backend.tls_cert_file"), "{err}");
 }
 
+/// `rest_url` points at a port without TLS: a named misconfiguration,
+/// not "LND down".
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_port_is_a_misconfiguration() {
+    // A plain HTTP server answers the TLS ClientHello with a 400, as Go's
+    // net/http and most others do, then closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, _, _) = support::lnd_like_cert();
+    let url = format!("https://127.0.0.1:{port}");
+    let err = prober(dir.path(), &url, Some(&pem))
+        .probe()
+        .await
+        .unwrap_err();
+    assert!(err.is_misconfig(), "{err}");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+}
+
 /// LND not running: connection refused is "not yet".
 #[tokio::test(flavor = "multi_thread")]
 async fn lnd_down_is_not_yet() {

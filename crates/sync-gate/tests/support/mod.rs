@@ -79,6 +79,7 @@ pub enum Btc {
     Warmup,
     Unauthorized,
     Garbage,
+    NotHttp,
     Endless,
     Silence,
 }
@@ -113,6 +114,7 @@ impl FakeBitcoind {
                     b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n<html>router</html>\n\n"
                         .to_vec(),
                 ),
+                Btc::NotHttp => Reply::Raw(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".to_vec()),
                 Btc::Endless => Reply::Endless,
                 Btc::Silence => Reply::Silence,
                 Btc::Unauthorized => unauthorized(),
