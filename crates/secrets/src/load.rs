@@ -482,8 +482,3 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "object",
     }
 }
-
-/// The manifest entry for a planned file, for `check`'s table.
-pub fn spec_of<'a>(svc: &'a Service, secret: &str) -> Option<&'a SecretSpec> {
-    svc.secrets.get(secret)
-}
