@@ -13,9 +13,7 @@ use chainstead_common::Secret;
 
 use crate::bao::{self, Field, Read};
 use crate::install::{self, FileOut};
-use crate::manifest::{
-    parse_mode, Generate, KvRef, Manifest, OpenBao, SecretSpec, Service, Transform,
-};
+use crate::manifest::{parse_mode, Generate, KvRef, Manifest, OpenBao, Service, Transform};
 use crate::{local, transform};
 
 /// Paths read at the same time; enough to hide latency, few enough to be
