@@ -65,13 +65,16 @@ impl Engine {
             _ => None,
         };
         let local = DirStore::new(m.state_dir.join("versions"));
-        local.clean_temp(Kind::Channel);
-        local.clean_temp(Kind::Snapshot);
+        // Left by a killed writer; a temp file this young may be another
+        // process's write in progress (`push` next to the service).
+        let stale = Duration::from_secs(10);
+        local.clean_temp(Kind::Channel, stale);
+        local.clean_temp(Kind::Snapshot, stale);
         for t in &m.targets {
             if let TargetSpec::Directory { path, .. } = t {
                 let d = DirStore::new(path.clone());
-                d.clean_temp(Kind::Channel);
-                d.clean_temp(Kind::Snapshot);
+                d.clean_temp(Kind::Channel, stale);
+                d.clean_temp(Kind::Snapshot, stale);
             }
         }
         store.update(|s| {

@@ -82,12 +82,20 @@ impl DirStore {
             .with_context(|| format!("failed to delete {}", p.display()))
     }
 
-    /// Removes temporary files a killed writer left behind (never a version).
-    pub fn clean_temp(&self, kind: Kind) {
+    /// Removes temporary files a killed writer left behind (never a
+    /// version). Only files older than `min_age`: another process (a `push`
+    /// next to the service) may be writing one right now.
+    pub fn clean_temp(&self, kind: Kind, min_age: std::time::Duration) {
         let dir = self.folder(kind);
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age);
+                if stale && e.file_name().to_string_lossy().starts_with(".tmp-") {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
