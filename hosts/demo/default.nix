@@ -74,6 +74,9 @@ in
       memory = 512;
     };
     lnd.enable = true;
+    # From the host: ssh -p 2222 -L 3000:127.0.0.1:3000 root@127.0.0.1,
+    # then http://127.0.0.1:3000 (the password: docs/thunderhub.md).
+    thunderhub.enable = true;
 
     monerod = {
       enable = true;

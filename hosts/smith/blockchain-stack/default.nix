@@ -44,6 +44,9 @@
     # Fulcrum turns on bitcoind's txindex; its 2 GB budget is the seed's.
     fulcrum.enable = true;
     lnd.enable = true;
+    # The LND web UI on 127.0.0.1:3000 once LND's RPC is up; reach it with
+    # ssh -L 3000:127.0.0.1:3000 root@blockchain-stack.
+    thunderhub.enable = true;
 
     monerod = {
       enable = true;
