@@ -339,7 +339,7 @@ impl Engine {
                         lane.consecutive_failures = 0;
                     });
                     self.status_line();
-                    let due = last_prune.map_or(true, |t| t.elapsed() > Duration::from_secs(600));
+                    let due = last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(600));
                     if due {
                         last_prune = Some(Instant::now());
                         if let Some(b) = backend.as_ref() {

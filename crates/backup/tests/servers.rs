@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use chainstead_testkit::{free_port, require_binary, wait_for_tcp, ChildGuard};
 use common::servers::*;
 use common::*;
@@ -38,11 +39,22 @@ fn webdav_burst_outage_and_catch_up() {
     std::fs::write(t.path().join("dav-password"), "dav-pass-123\n").unwrap();
     let dav = json!({"kind": "webdav", "name": "dav", "url": format!("http://127.0.0.1:{port}/node1/lnd"),
                      "user": "lnd", "password_file": t.path().join("dav-password")});
+    // OpenBao KV v2 (a replay: see common/bao.rs) in the same burst.
+    let kv = std::sync::Arc::new(common::bao::FakeKv2::default());
+    let bao_srv = {
+        let kv = kv.clone();
+        chainstead_testkit::ReplayServer::start(move |r| kv.answer(r))
+    };
+    std::fs::write(t.path().join("role-id"), "role-1\n").unwrap();
+    std::fs::write(t.path().join("secret-id"), "secret-1\n").unwrap();
+    let bao = json!({"kind": "openbao", "name": "bao", "address": bao_srv.url(),
+        "auth": {"approle": {"role_id_file": t.path().join("role-id"), "secret_id_file": t.path().join("secret-id")}},
+        "mount": "secret", "path": "lnd/channel-backup"});
     let manifest = write_manifest(
         t.path(),
         &base(
             t.path(),
-            json!([dav, {"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
+            json!([dav, bao, {"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
         ),
     );
     lnd.write(&payload(0));
@@ -73,6 +85,21 @@ fn webdav_burst_outage_and_catch_up() {
     );
     assert_all_complete(&dav_dir);
     assert_eq!(remote_latest(&dav, t.path()).unwrap().1, last);
+    // KV v2: the newest is the current version, and every new version's
+    // name is newer than the one before (nothing older was written over it).
+    assert!(wait_until(Duration::from_secs(20), || {
+        let vs = kv.versions.lock().unwrap();
+        vs.last()
+            .and_then(|v| v["content"].as_str())
+            .map(String::from)
+            == Some(base64::engine::general_purpose::STANDARD.encode(&last))
+    }));
+    {
+        let vs = kv.versions.lock().unwrap();
+        let names: Vec<&str> = vs.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert!(names.windows(2).all(|w| w[1] > w[0]), "{names:?}");
+        println!("openbao: {} KV versions for {n} rewrites", names.len());
+    }
 
     // Outage: the server goes away, three rewrites happen, it comes back.
     server.take();

@@ -143,7 +143,7 @@ impl ObjectTarget {
         let current = self.latest(a.kind).await?;
         if current
             .as_deref()
-            .map_or(true, |c| version::newer(&a.name, c))
+            .is_none_or(|c| version::newer(&a.name, c))
         {
             let lk = self.key(a.kind, LATEST);
             self.store

@@ -2,6 +2,7 @@
 //! the pusher as a child process, manifests in temp dirs, target readers.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod bao;
 pub mod servers;
 
 use std::fs::File;
