@@ -1,4 +1,6 @@
-# VM test: every credential of the regtest stack comes from a real OpenBao.
+# VM test: every credential of the regtest stack comes from a real OpenBao,
+# over TLS with the operator's CA (caFile) and the certificate's name
+# (tlsServerName) while the address holds the IP.
 # nixpkgs' services.openbao starts uninitialised, so at boot bitcoind's
 # secret loader fails and bitcoind stays down (fail-closed). The script then
 # initialises and unseals OpenBao and bootstraps it exactly as
@@ -24,11 +26,11 @@
 #     package is put on PATH (the `bao` CLI).
 #   nixos/tests/openbao.nix (nixpkgs): `bao operator init` JSON has
 #     unseal_keys_b64 and root_token; `bao status` exits non-zero while sealed.
-#   openbao internalshared/configutil/listener.go: tls_disable is parsed
-#     with parseutil.ParseBool (a JSON boolean is accepted).
+#   openbao internalshared/configutil/listener.go: a tcp listener takes
+#     tls_cert_file and tls_key_file (TLS is on unless tls_disable).
 #   openbao command/commands_*.go: the "file" physical backend is built in
 #     (openbao.org/docs/configuration/storage/filesystem: `path`).
-#   openbao api/client.go: the CLI reads BAO_ADDR and BAO_TOKEN.
+#   openbao api/client.go: the CLI reads BAO_ADDR, BAO_CACERT and BAO_TOKEN.
 #   openbao command/operator_unseal.go: the key is an argument or read from
 #     a terminal, never from a pipe; so the test unseals with the HTTP API
 #     (openbao.org/api-docs/system/unseal: POST /v1/sys/unseal {"key": ...},
@@ -44,7 +46,11 @@
 # (GetServerAccounts, GetSessionToken; 4 public calls per 10 s).
 { pkgs }:
 let
-  address = "http://127.0.0.1:8200";
+  # The loader connects to the IP and verifies the certificate for tlsName
+  # (tlsServerName); the CLI and curl use the name, which /etc/hosts maps.
+  address = "https://127.0.0.1:8200";
+  tlsName = "bao.test";
+  cliAddress = "https://${tlsName}:8200";
   baoDir = "/var/lib/chainstead/bao";
   secretsDir = "/run/chainstead/secrets";
   thunderhubUrl = "http://127.0.0.1:3000";
@@ -52,6 +58,24 @@ let
 
   # The chainstead part of the node, also evaluated by
   # checks/eval/scenarios/secrets-stack.nix.
+  # A test CA and OpenBao's certificate for tlsName, made when the test is
+  # built (the same openssl recipe as crates/secrets/tests/common/rvault.rs).
+  # Test material only: the key is world-readable in the store.
+  tls = pkgs.runCommand "chainstead-test-openbao-tls" { nativeBuildInputs = [ pkgs.openssl ]; } ''
+    mkdir -p "$out"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout ca.key -out "$out/ca.pem" -days 3650 -subj "/CN=chainstead test CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout "$out/key.pem" -out server.csr -subj "/CN=${tlsName}"
+    printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=critical,digitalSignature \
+      extendedKeyUsage=serverAuth subjectAltName=DNS:${tlsName} > server.ext
+    openssl x509 -req -in server.csr -CA "$out/ca.pem" -CAkey ca.key -set_serial 2 \
+      -days 3650 -extfile server.ext -out "$out/cert.pem"
+    openssl verify -CAfile "$out/ca.pem" -verify_hostname ${tlsName} "$out/cert.pem"
+  '';
+  caFile = "${tls}/ca.pem";
+
   chainstead = {
     # Both tiers as plain directories on the root filesystem.
     storage = {
@@ -68,7 +92,8 @@ let
     lnd.enable = true;
     thunderhub.enable = true;
     secrets.openbao = {
-      inherit address;
+      inherit address caFile;
+      tlsServerName = tlsName;
       roleIdFile = "${baoDir}/role-id";
       secretIdFile = "${baoDir}/secret-id";
       # Fail-closed within seconds, not minutes.
@@ -121,18 +146,23 @@ pkgs.testers.runNixOSTest {
           pkgs.jq
         ];
         # The `bao` CLI (on PATH through the openbao module) talks to it.
-        variables.BAO_ADDR = address;
+        variables = {
+          BAO_ADDR = cliAddress;
+          BAO_CACERT = caFile;
+        };
       };
+      networking.hosts."127.0.0.1" = [ tlsName ];
 
       services = {
         openbao = {
           enable = true;
           settings = {
-            # Plain HTTP on loopback only: the loader and the CLI are local.
+            # TLS on loopback only: the loader and the CLI are local.
             listener.default = {
               type = "tcp";
               address = "127.0.0.1:8200";
-              tls_disable = true;
+              tls_cert_file = "${tls}/cert.pem";
+              tls_key_file = "${tls}/key.pem";
             };
             # Survives `systemctl stop/start openbao` (inmem would not);
             # without HA an unsealed node is active at once (raft elects).
@@ -166,7 +196,7 @@ pkgs.testers.runNixOSTest {
           machine.wait_for_open_port(8200)
           machine.succeed(
               "jq '{key: .unseal_keys_b64[0]}' /root/bao-init.json"
-              " | curl -fsS --data-binary @- ${address}/v1/sys/unseal"
+              " | curl -fsS --cacert ${caFile} --data-binary @- ${cliAddress}/v1/sys/unseal"
               " | jq -e '.sealed == false'"
           )
 

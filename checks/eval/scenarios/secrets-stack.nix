@@ -1,6 +1,6 @@
 # The chainstead configuration of the VM test checks/secrets.nix, taken from
 # the test itself (bitcoind with a password RPC user, LND, ThunderHub, OpenBao
-# by AppRole): it evaluates cleanly, each consumer has its loader, ordered
+# over TLS by AppRole): it evaluates cleanly, each consumer has its loader, ordered
 # before it, required by it and restarted with it, the manifest names every
 # credential of the stack and holds no value, and the policy the test writes
 # is the one docs/secrets.md shows operators.
@@ -60,11 +60,11 @@ in
 {
   evaluates = [
     (h.expectNoFailedAssertions "the VM test's stack evaluates cleanly" config)
-    (h.expectEqual "OpenBao by AppRole, with the test's short deadline"
+    (h.expectEqual "OpenBao over TLS by AppRole, with the test's short deadline"
       {
-        address = "http://127.0.0.1:8200";
-        ca_file = null;
-        tls_server_name = null;
+        address = "https://127.0.0.1:8200";
+        ca_file = node.services.chainstead.secrets.openbao.caFile;
+        tls_server_name = "bao.test";
         auth.approle = {
           role_id_file = "/var/lib/chainstead/bao/role-id";
           secret_id_file = "/var/lib/chainstead/bao/secret-id";
@@ -75,6 +75,10 @@ in
       }
       manifest.openbao
     )
+    (h.expectTrue "the CA is the one made when the test is built" (lib.hasSuffix
+      "-chainstead-test-openbao-tls/ca.pem"
+      manifest.openbao.ca_file
+    ) manifest.openbao.ca_file)
   ];
 
   loaders =
