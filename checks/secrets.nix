@@ -16,7 +16,9 @@
 # store closure, any command line or environment, or the journal. A wrong
 # secret_id, a stopped OpenBao and a sealed one each keep ThunderHub down with
 # the loader's message naming the cause; unsealed within the deadline, the
-# waiting loader goes on by itself.
+# waiting loader goes on by itself. Switching to a configuration with a
+# second RPC user (switch-to-configuration test) generates its password into
+# OpenBao and installs its rpcauth line.
 #
 # OpenBao facts used here:
 #   nixos/modules/services/security/openbao.nix (nixpkgs): `settings` is
@@ -171,6 +173,9 @@ pkgs.testers.runNixOSTest {
         };
         inherit chainstead;
       };
+
+      # The configuration change to switch to: a second password RPC user.
+      specialisation.second-rpc-user.configuration.services.chainstead.bitcoind.rpc.users.second = { };
     };
 
   testScript =
@@ -494,5 +499,26 @@ pkgs.testers.runNixOSTest {
           machine.wait_until_succeeds("curl -fsS -o /dev/null ${thunderhubUrl}/api/config", timeout=120)
           login_eventually(account_id)
           machine.succeed("${check}")
+
+      with subtest("switch-to-configuration test with a new RPC user: generated into OpenBao, loaded, accepted"):
+          loaded = invocation("chainstead-secrets-bitcoind.service")
+          machine.succeed("/run/current-system/specialisation/second-rpc-user/bin/switch-to-configuration test")
+          assert invocation("chainstead-secrets-bitcoind.service") != loaded, "the loader did not run again"
+          machine.succeed("systemctl is-active chainstead-secrets-bitcoind.service bitcoind.service")
+          machine.succeed("bitcoin-cli -rpcwait getblockchaininfo")
+          got = machine.succeed("stat -c '%a %U %G' ${secretsDir}/bitcoind/rpcauth-second.conf").strip()
+          assert got == "400 bitcoind bitcoind", got
+          operator(
+              "bao kv get -mount=secret -format=json chainstead/bitcoind/rpc-second"
+              " | jq -e '.data.metadata.version == 1 and (.data.data.password | test(\"^[A-Za-z0-9]{32}$\"))'"
+          )
+          operator(
+              "umask 077; bao kv get -mount=secret -field=password chainstead/bitcoind/rpc-second"
+              " | ${curlUser} second > /root/rpc-second.conf"
+          )
+          assert rpc_status("/root/rpc-second.conf") == "200"
+          # The existing user keeps its value and its access.
+          assert rpc_status("/root/rpc-right.conf") == "200"
+          operator("bao kv get -mount=secret -format=json chainstead/bitcoind/rpc-test-remote | jq -e '.data.metadata.version == 1'")
     '';
 }
