@@ -625,3 +625,76 @@ fn validate_exit_codes() {
     let o = run(&["validate"], &badp);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// The service contract: READY=1 over $NOTIFY_SOCKET once the manifest is
+/// loaded, STATUS= lines as it works, and a prompt, clean exit on SIGTERM
+/// even while a target hangs (a WebDAV server that never answers).
+#[test]
+fn notify_ready_status_and_prompt_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let silent = chainstead_testkit::ReplayServer::start(|_| chainstead_testkit::Reply::Silence);
+    std::fs::write(t.path().join("pw"), "x\n").unwrap();
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([
+                {"kind": "directory", "name": "usb", "path": t.path().join("usb")},
+                {"kind": "webdav", "name": "hang", "url": format!("{}/x", silent.url()), "user": "u", "password_file": t.path().join("pw")},
+            ]),
+        ),
+    );
+    lnd.write(&payload(7));
+    let sock_path = t.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let child = std::process::Command::new(bin())
+        .args(["watch", "--manifest"])
+        .arg(&manifest)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = chainstead_testkit::ChildGuard::new(child);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && !(got.iter().any(|m: &String| m.contains("READY=1"))
+            && got
+                .iter()
+                .any(|m| m.contains("STATUS=1/2 targets hold channel.backup.")))
+    {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(got.iter().any(|m| m.contains("READY=1")), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| m.contains("STATUS=1/2 targets hold channel.backup.")),
+        "{got:?}"
+    );
+    // The hanging target is mid-push now; SIGTERM must still end it quickly.
+    let start = Instant::now();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &guard.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    println!("stopped {} ms after SIGTERM", start.elapsed().as_millis());
+}
