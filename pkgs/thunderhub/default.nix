@@ -28,8 +28,9 @@
   basePath ? "",
 }:
 
-assert lib.assertMsg (basePath == "" || (lib.hasPrefix "/" basePath && !lib.hasSuffix "/" basePath))
-  "thunderhub: basePath must be \"\" or a path that starts with \"/\" and does not end with \"/\" (got \"${basePath}\"); the server appends \"/graphql\" and \"/api\" to it.";
+assert lib.assertMsg (
+  basePath == "" || (lib.hasPrefix "/" basePath && !lib.hasSuffix "/" basePath)
+) "thunderhub: basePath must be \"\" or a path that starts with \"/\" and does not end with \"/\" (got \"${basePath}\"); the server appends \"/graphql\" and \"/api\" to it.";
 
 let
   nodejs = nodejs_24;
