@@ -312,7 +312,7 @@ fn validate_openbao(errs: &mut Vec<String>, bao: &OpenBao) {
             "openbao.address: {:?} must start with https:// (or http:// on loopback)",
             bao.address
         )),
-        Ok(url) if url.host_str().map_or(true, str::is_empty) => {
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
             errs.push(format!("openbao.address: {:?} has no host", bao.address))
         }
         Ok(url) if url.path() != "/" && !url.path().is_empty() => errs.push(format!(

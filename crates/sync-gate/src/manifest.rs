@@ -383,7 +383,7 @@ fn http_url(field: &str, s: &str, schemes: &[&str]) -> Result<Url> {
             schemes.join(" or ")
         );
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         bail!("field `{field}` is {s:?}: it has no host");
     }
     if !url.username().is_empty() || url.password().is_some() {
