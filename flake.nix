@@ -121,6 +121,7 @@
           chainstead-storage = vmTest "storage";
           chainstead-sync-gate = vmTest "sync-gate";
           chainstead-thunderhub = vmTest "thunderhub";
+          chainstead-secrets = vmTest "secrets";
         }
       );
 
