@@ -1,6 +1,6 @@
 # The secrets module: the manifest rendered from service declarations, the
 # per-service loader units and their ordering, OpenBao login assertions.
-{ lib, harness }:
+{ harness, ... }:
 let
   h = harness;
 
