@@ -62,9 +62,13 @@ impl ObjectTarget {
                     .with_access_key_id(id.expose())
                     .with_secret_access_key(secret.expose())
                     .with_virtual_hosted_style_request(false)
-                    .with_allow_http(*allow_http || endpoint.starts_with("http://"))
                     .with_retry(retry())
-                    .with_client_options(client_options())
+                    // allow_http lives in the client options, which replace
+                    // whatever the builder's own setter put there.
+                    .with_client_options(
+                        client_options()
+                            .with_allow_http(*allow_http || endpoint.starts_with("http://")),
+                    )
                     .build()
                     .with_context(|| format!("failed to set up the S3 client for {endpoint}"))?;
                 Ok(Self {
