@@ -96,6 +96,18 @@ fn bench_latency_cpu_rss() {
         dav,
         bao,
     ];
+    // A real Vault-API server, when RustyVault is installed (KV v1 only).
+    let rvault = which("rvault").map(|_| support::rvault());
+    if let Some(v) = &rvault {
+        std::fs::write(t.path().join("rvault-token"), format!("{}\n", v.root)).unwrap();
+        targets.push(
+            json!({"kind": "openbao", "name": "rvault-kv1", "address": format!("http://{}", v.addr),
+            "auth": {"token": {"token_file": t.path().join("rvault-token")}}, "mount": "secret",
+            "path": "lnd/channel-backup", "kv_version": 1}),
+        );
+    } else {
+        println!("rvault not on PATH: RustyVault left out of this run");
+    }
     // S3, when Garage is installed
     let garage = which("garage").map(|_| support::garage());
     if let Some(g) = &garage {
@@ -146,6 +158,20 @@ fn bench_latency_cpu_rss() {
                         dir_latest(&t.path().join("dir")).map(|x| x.1) == Some(data.clone())
                     }
                     "webdav" => dir_latest(&served.join("lnd")).map(|x| x.1) == Some(data.clone()),
+                    "openbao" if spec["name"] == "rvault-kv1" => {
+                        let v = rvault.as_ref().unwrap();
+                        let (_, b) = support::http(
+                            v.addr,
+                            "GET",
+                            "/v1/secret/lnd/channel-backup",
+                            Some(&v.root),
+                            None,
+                        );
+                        b["data"]["content"]
+                            .as_str()
+                            .map(|c| base64::engine::general_purpose::STANDARD.decode(c).unwrap())
+                            == Some(data.clone())
+                    }
                     "openbao" => {
                         kv.lock()
                             .unwrap()
