@@ -143,7 +143,7 @@ impl ObjectTarget {
         self.store
             .put(&key, PutPayload::from(a.data.to_vec()))
             .await
-            .with_context(|| format!("failed to upload {key} to {}", self.what))?;
+            .map_err(|e| flat(e, format!("failed to upload {key} to {}", self.what)))?;
         let current = self.latest(a.kind).await?;
         if current
             .as_deref()
@@ -153,7 +153,7 @@ impl ObjectTarget {
             self.store
                 .put(&lk, PutPayload::from(format!("{}\n", a.name).into_bytes()))
                 .await
-                .with_context(|| format!("failed to upload {lk} to {}", self.what))?;
+                .map_err(|e| flat(e, format!("failed to upload {lk} to {}", self.what)))?;
         }
         Ok(())
     }
@@ -165,11 +165,11 @@ impl ObjectTarget {
                 let b = r
                     .bytes()
                     .await
-                    .with_context(|| format!("failed to read {lk} from {}", self.what))?;
+                    .map_err(|e| flat(e, format!("failed to read {lk} from {}", self.what)))?;
                 Ok(Some(String::from_utf8_lossy(&b).trim().to_string()).filter(|s| !s.is_empty()))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("failed to read {lk} from {}", self.what)),
+            Err(e) => Err(flat(e, format!("failed to read {lk} from {}", self.what))),
         }
     }
 
@@ -179,10 +179,10 @@ impl ObjectTarget {
             .store
             .get(&key)
             .await
-            .with_context(|| format!("failed to download {key} from {}", self.what))?;
+            .map_err(|e| flat(e, format!("failed to download {key} from {}", self.what)))?;
         Ok(r.bytes()
             .await
-            .with_context(|| format!("failed to download {key} from {}", self.what))?
+            .map_err(|e| flat(e, format!("failed to download {key} from {}", self.what)))?
             .to_vec())
     }
 
@@ -193,7 +193,7 @@ impl ObjectTarget {
                 Ok(l) => l.objects,
                 Err(object_store::Error::NotFound { .. }) => Vec::new(),
                 Err(e) => {
-                    return Err(e).with_context(|| format!("failed to list {}", self.what));
+                    return Err(flat(e, format!("failed to list {}", self.what)));
                 }
             };
         Ok(metas
@@ -208,6 +208,24 @@ impl ObjectTarget {
         self.store
             .delete(&key)
             .await
-            .with_context(|| format!("failed to delete {key} on {}", self.what))
+            .map_err(|e| flat(e, format!("failed to delete {key} on {}", self.what)))
+    }
+}
+
+/// One error line: object_store's message already carries most of its
+/// causes, so the chain is not printed again (each would appear twice);
+/// only the root cause is added when the message lacks it ("connection
+/// refused" sits at the bottom of a send error).
+fn flat(e: object_store::Error, what: String) -> anyhow::Error {
+    let top = e.to_string();
+    let mut root: &dyn std::error::Error = &e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let root = root.to_string();
+    if top.contains(&root) {
+        anyhow::anyhow!("{what}: {top}")
+    } else {
+        anyhow::anyhow!("{what}: {top}: {root}")
     }
 }
