@@ -697,3 +697,44 @@ fn notify_ready_status_and_prompt_sigterm() {
     assert!(status.success(), "{status:?}");
     println!("stopped {} ms after SIGTERM", start.elapsed().as_millis());
 }
+
+/// The metrics textfile passes `promtool check metrics` (exposition format,
+/// HELP/TYPE, counter naming).
+#[test]
+#[ignore = "needs promtool: run via checks/offline"]
+fn metrics_pass_promtool() {
+    let promtool = chainstead_testkit::require_binary("promtool");
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let conf = t.path().join("lnd.conf");
+    std::fs::write(&conf, "alias=x\n").unwrap();
+    let mut m = base(
+        t.path(),
+        json!([{"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
+    );
+    m["snapshot"] = json!({"files": [conf]});
+    let manifest = write_manifest(t.path(), &m);
+    lnd.write(&payload(3));
+    assert!(run(&["push"], &manifest).status.success());
+    assert!(run(&["snapshot"], &manifest).status.success());
+    let prom = std::fs::read(t.path().join("chainstead-backup.prom")).unwrap();
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&prom).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&prom),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&prom);
+    assert!(text.contains("artifact=\"snapshot\""), "{text}");
+}
