@@ -346,10 +346,18 @@ in
 
     # The cookie directory: setgid, so the cookie bitcoind writes there
     # belongs to the bitcoin-rpc group.
-    systemd.tmpfiles.rules = [
-      "d /run/chainstead 0755 root root - -"
-      "d ${dirOf cfg.rpc.cookieFile} 2750 bitcoind ${cfg.rpc.group} - -"
-    ];
+    systemd.tmpfiles.settings."10-chainstead" = {
+      "/run/chainstead".d = {
+        mode = "0755";
+        user = "root";
+        group = "root";
+      };
+      ${dirOf cfg.rpc.cookieFile}.d = {
+        mode = "2750";
+        user = "bitcoind";
+        inherit (cfg.rpc) group;
+      };
+    };
 
     networking.firewall.allowedTCPPorts = lib.optional cfg.p2p.openFirewall cfg.p2p.port;
 

@@ -220,15 +220,24 @@ let
       "/run/user"
     ];
 
-  manifestFile = pkgs.writeText "chainstead-secrets.json" (builtins.toJSON manifest);
+  # The build fails, not the boot, when a manifest is invalid.
+  checked =
+    name: value:
+    let
+      unchecked = pkgs.writeText "${name}.json" (builtins.toJSON value);
+    in
+    pkgs.runCommand "${name}-manifest.json" { passthru = { inherit unchecked; }; } ''
+      ${lib.getExe cfg.package} validate --manifest ${unchecked}
+      cp ${unchecked} "$out"
+    '';
 
-  # The build fails, not the boot, when the manifest is invalid.
-  checkedManifest = pkgs.runCommand "chainstead-secrets-manifest.json" {
-    passthru.unchecked = manifestFile;
-  } ''
-    ${lib.getExe cfg.package} validate --manifest ${manifestFile}
-    cp ${manifestFile} "$out"
-  '';
+  # The whole stack's manifest, for `store` and the operator's `check`.
+  checkedManifest = checked "chainstead-secrets" manifest;
+  # One per loader unit, holding only its service: a change to one
+  # service's secrets changes (and restarts on switch) only that loader.
+  serviceManifests = lib.mapAttrs (
+    service: _: checked "chainstead-secrets-${service}" (manifest // { services = { ${service} = manifest.services.${service}; }; })
+  ) cfg.services;
 in
 {
   options.services.chainstead.secrets = {
@@ -288,7 +297,8 @@ in
     stateDir = mkOption {
       type = types.str;
       default = "/var/lib/chainstead/secrets";
-      description = "Where local mode keeps the generated values (root-only).";
+      readOnly = true;
+      description = "Where local mode keeps the generated values (root-only; the loader's StateDirectory).";
     };
 
     runtimeDir = mkOption {
@@ -309,7 +319,19 @@ in
       readOnly = true;
       default = checkedManifest;
       defaultText = literalExpression "the validated JSON manifest";
-      description = "The loader's manifest: paths and names only, never a value.";
+      description = ''
+        The manifest of every service's secrets (paths and names, never a
+        value), also installed as /etc/chainstead/secrets.json for
+        `chainstead-secrets check` and `store`.
+      '';
+    };
+
+    serviceManifests = mkOption {
+      type = types.attrsOf types.package;
+      readOnly = true;
+      default = serviceManifests;
+      defaultText = literalExpression "one validated manifest per service";
+      description = "The manifest each `chainstead-secrets-<service>` unit loads: that service's secrets only.";
     };
   };
 
@@ -345,10 +367,27 @@ in
 
     system.build.chainstead-secrets-manifest = checkedManifest;
 
-    systemd.tmpfiles.rules = [
-      "d /run/chainstead 0755 root root - -"
-      "d ${cfg.runtimeDir} 0755 root root - -"
-    ];
+    # For the operator: `chainstead-secrets check --manifest /etc/chainstead/secrets.json`.
+    environment = {
+      etc."chainstead/secrets.json".source = checkedManifest;
+      systemPackages = [ cfg.package ];
+    };
+
+    # Settings, not rules: other modules declare /run/chainstead the same way
+    # and identical definitions merge instead of duplicating a line.
+    systemd.tmpfiles.settings."10-chainstead" = {
+      "/run/chainstead".d = {
+        mode = "0755";
+        user = "root";
+        group = "root";
+      };
+      # Traversable, not listable: which services have secrets is nobody's business.
+      ${cfg.runtimeDir}.d = {
+        mode = "0711";
+        user = "root";
+        group = "root";
+      };
+    };
 
     systemd.services = lib.mapAttrs' (
       service: svc:
@@ -371,7 +410,7 @@ in
             (lib.getExe cfg.package)
             "load"
             "--manifest"
-            checkedManifest
+            serviceManifests.${service}
             "--service"
             service
           ];

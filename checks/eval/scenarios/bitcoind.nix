@@ -108,10 +108,15 @@ in
     (h.expectEqual "the cookie path is fixed and outside the datadir" "/run/chainstead/bitcoind-rpc/cookie"
       mainnet.services.chainstead.bitcoind.rpc.cookieFile
     )
-    (h.expectContains "the cookie directory is setgid bitcoin-rpc"
-      "d /run/chainstead/bitcoind-rpc 2750 bitcoind bitcoin-rpc - -"
-      mainnet.systemd.tmpfiles.rules
-    )
+    (h.expectContains "the cookie directory is setgid bitcoin-rpc" {
+      type = "d";
+      path = "/run/chainstead/bitcoind-rpc";
+      mode = "2750";
+      user = "bitcoind";
+      group = "bitcoin-rpc";
+      age = "-";
+      argument = "";
+    } (h.tmpfilesEntries mainnet))
     (h.expectTrue "the bitcoin-rpc group exists" (mainnet.users.groups ? bitcoin-rpc) "groups: ${h.show (lib.attrNames mainnet.users.groups)}")
     (h.expectContains "the cookie file is passed on the command line" "'-rpccookiefile=/run/chainstead/bitcoind-rpc/cookie'"
       (service mainnet).serviceConfig.ExecStart

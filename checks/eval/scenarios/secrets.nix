@@ -1,6 +1,6 @@
 # The secrets module: the manifest rendered from service declarations, the
 # per-service loader units and their ordering, OpenBao login assertions.
-{ harness, ... }:
+{ lib, harness }:
 let
   h = harness;
 
@@ -99,6 +99,47 @@ in
     (h.expectContains "with OpenBao the loader waits for the network" "network-online.target" (loader remote).after)
     (h.expectEqual "generated values are kept root-only" "0700" (loader local).serviceConfig.StateDirectoryMode)
   ];
+
+  per-service-manifests =
+    let
+      two = h.evalConfig [
+        declared
+        {
+          services.chainstead.secrets.services.other = {
+            owner = "other";
+            group = "other";
+            secrets.token.path = "chainstead/other";
+          };
+        }
+      ];
+      serviceManifest = config: name: h.renderedJSON config.services.chainstead.secrets.serviceManifests.${name}.unchecked;
+    in
+    [
+      (h.expectEqual "each loader's manifest holds its own service only" [ "demo" ] (
+        lib.attrNames (serviceManifest two "demo").services
+      ))
+      (h.expectContains "each loader loads its own manifest"
+        "--manifest ${two.services.chainstead.secrets.serviceManifests.other}"
+        two.systemd.services.chainstead-secrets-other.serviceConfig.ExecStart
+      )
+      (h.expectEqual "a second service leaves the first loader's unit untouched (no restart on switch)"
+        (loader local).serviceConfig.ExecStart
+        (loader two).serviceConfig.ExecStart
+      )
+      (h.expectEqual "the whole-stack manifest is installed for the operator's check"
+        two.services.chainstead.secrets.manifest
+        two.environment.etc."chainstead/secrets.json".source
+      )
+      (h.expectContains "the runtime directory is traversable, not listable" {
+        type = "d";
+        path = "/run/chainstead/secrets";
+        mode = "0711";
+        user = "root";
+        group = "root";
+        age = "-";
+        argument = "";
+      } (h.tmpfilesEntries local))
+    ];
 
   login = [
     (h.expectAssertion "OpenBao without credentials is refused" (h.evalConfig [

@@ -211,7 +211,12 @@ impl Client {
                                 a.secret_id_file.display(),
                                 a.mount
                             ))),
-                            s => Err(self.classify(s, &r.body, &path)),
+                            // Any other answer is classified like every other
+                            // request, but its body may echo the credentials too.
+                            s => {
+                                let body = redact(&String::from_utf8_lossy(&r.body), &[&role_id, &secret_id]);
+                                Err(self.classify(s, body.as_bytes(), &path))
+                            }
                         }
                     })
                     .await?;

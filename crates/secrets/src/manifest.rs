@@ -256,9 +256,6 @@ impl Manifest {
         if let Some(bao) = &self.openbao {
             validate_openbao(&mut errs, bao);
         }
-        if self.services.is_empty() {
-            errs.push("services: empty; declare at least one consuming service".into());
-        }
         // The same KV value may feed several files, but must be generated the
         // same way everywhere or the result would depend on ordering.
         let mut generators: HashMap<KvRef, (String, Option<Generate>)> = HashMap::new();
@@ -591,6 +588,15 @@ mod tests {
             m.kv_ref(s).to_string(),
             "secret/chainstead/bitcoind/rpc-lnd#password"
         );
+    }
+
+    #[test]
+    fn a_manifest_without_services_serves_store_and_check() {
+        // LND's seed store runs with the stack's manifest even when no
+        // service declares a secret (a wallet password of the user's own).
+        let mut v = good();
+        v["services"] = serde_json::json!({});
+        assert!(parse(v).unwrap().services.is_empty());
     }
 
     #[test]
