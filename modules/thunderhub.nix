@@ -46,8 +46,7 @@ let
   chainstead = import ./lib.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.thunderhub;
-  lnd = config.services.chainstead.lnd;
-  storage = config.services.chainstead.storage;
+  inherit (config.services.chainstead) lnd storage;
   secretsDir = "${config.services.chainstead.secrets.runtimeDir}/thunderhub";
 
   hashed = cfg.passwordMode == "hashed-account-file";
@@ -446,14 +445,16 @@ in
         "lnd.service"
       ];
       # Its subscriptions to LND die with the connection, so it stops when
-      # LND is stopped (Requires=) and restarts, after LND is up again,
-      # whenever LND restarts, by hand or by Restart=on-failure (PartOf=;
-      # systemd propagates both as a try-restart to running units). Not
+      # LND stops and restarts, after LND is up again, whenever LND
+      # restarts, by hand or by Restart=on-failure (PartOf=; systemd
+      # propagates both, the restart as a try-restart to running units).
+      # Requisite=, not Requires=: a manual start of ThunderHub fails while
+      # LND is down instead of starting LND behind the sync gate's back. Not
       # BindsTo=: a crash of LND would stop ThunderHub at once, and the
       # try-restart that follows LND's restart ten seconds later leaves a
       # stopped unit stopped (systemd/systemd#11695), so ThunderHub would
       # stay down.
-      requires = [ "lnd.service" ];
+      requisite = [ "lnd.service" ];
       partOf = [ "lnd.service" ];
       inherit environment;
 

@@ -255,12 +255,13 @@ in
     )
     (h.expectContains "after the lnd-ready target" "chainstead-lnd-ready.target" (svc plain).after)
     (h.expectContains "after LND" "lnd.service" (svc plain).after)
-    (h.expectContains "requires LND (stops with it)" "lnd.service" (svc plain).requires)
+    (h.expectContains "requisite LND: a manual start never starts LND past the gate" "lnd.service" (svc plain).requisite)
+    (h.expectNotContains "does not pull LND in" "lnd.service" (svc plain).requires)
     (h.expectEqual "part of LND (restarts with it, also after Restart=on-failure)" [ "lnd.service" ]
       (svc plain).partOf
     )
     (h.expectEqual "not BindsTo (a crash of LND would leave it stopped)" [ ] (svc plain).bindsTo)
-    (h.expectContains "the unit file requires LND" "lnd.service" (svc plain).unitConfig.Requires)
+    (h.expectContains "the unit file has Requisite=lnd.service" "lnd.service" (svc plain).unitConfig.Requisite)
     (h.expectEqual "the unit file is PartOf LND" "lnd.service" (svc plain).unitConfig.PartOf)
     (h.expectEqual "the secrets loader is required by ThunderHub and runs before it" {
       requiredBy = [ "thunderhub.service" ];
