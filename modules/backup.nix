@@ -29,8 +29,7 @@ let
     ;
   chainstead = import ./lib.nix { inherit lib; };
   cfg = config.services.chainstead.backup;
-  lnd = config.services.chainstead.lnd;
-  secrets = config.services.chainstead.secrets;
+  inherit (config.services.chainstead) lnd secrets;
 
   user = "chainstead-backup";
   unit = "chainstead-backup";

@@ -18,7 +18,7 @@ let
     ;
   chainstead = import ./lib.nix { inherit lib; };
   cfg = config.services.chainstead.bitcoind;
-  storage = config.services.chainstead.storage;
+  inherit (config.services.chainstead) storage;
   net = chainstead.bitcoinNetworks.${cfg.network};
 
   # Bitcoin Core 28.0 added -rpccookieperms; older versions get a chmod.
@@ -289,7 +289,7 @@ in
         rpcbind = cfg.rpc.address;
         rpcport = cfg.rpc.port;
         rpcallowip = cfg.rpc.allowIp;
-        port = cfg.p2p.port;
+        inherit (cfg.p2p) port;
         zmqpubrawblock = cfg.zmq.rawblock;
         zmqpubrawtx = cfg.zmq.rawtx;
         zmqpubhashblock = cfg.zmq.hashblock;

@@ -33,8 +33,7 @@ let
   chainstead = import ./lib.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.fulcrum;
-  storage = config.services.chainstead.storage;
-  bitcoind = config.services.chainstead.bitcoind;
+  inherit (config.services.chainstead) storage bitcoind;
 
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
   usesPassword = cfg.bitcoind.passwordFile != null;

@@ -36,8 +36,7 @@ let
   chainstead = import ./lib.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.lnd;
-  storage = config.services.chainstead.storage;
-  bitcoind = config.services.chainstead.bitcoind;
+  inherit (config.services.chainstead) storage bitcoind;
 
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
   usesPassword = cfg.bitcoind.passwordFile != null;
@@ -45,7 +44,7 @@ let
   lnd = lib.getExe' cfg.package "lnd";
   restUrl = "https://${hostPort (connectHost cfg.restAddress) cfg.restPort}";
   walletDb = "${cfg.networkDir}/wallet.db";
-  secrets = config.services.chainstead.secrets;
+  inherit (config.services.chainstead) secrets;
   # The wallet password comes from the secret loader unless a file is given.
   loaderPasswordFile = "${secrets.runtimeDir}/lnd/wallet-password";
   passwordFromLoader = cfg.walletPasswordFile == loaderPasswordFile;
@@ -539,83 +538,85 @@ in
       # The seed's directory: root only (the wallet-init unit writes there).
       tmpfiles.rules = [ "d ${dirOf cfg.seedFile} 0700 root root - -" ];
 
-      services.lnd = {
-        description = "LND Lightning daemon (${cfg.network})";
-        documentation = [ "https://docs.lightning.engineering/" ];
-        wantedBy = [ "chainstead-bitcoind-synced.target" ];
-        after = [ "chainstead-bitcoind-synced.target" ] ++ lib.optional bitcoind.enable "bitcoind.service";
-        # A restarted local bitcoind writes a new cookie, which LND reads only
-        # when it starts.
-        partOf = lib.optional usesLocalCookie "bitcoind.service";
-        restartTriggers = [ configFile ];
+      services = {
+        lnd = {
+          description = "LND Lightning daemon (${cfg.network})";
+          documentation = [ "https://docs.lightning.engineering/" ];
+          wantedBy = [ "chainstead-bitcoind-synced.target" ];
+          after = [ "chainstead-bitcoind-synced.target" ] ++ lib.optional bitcoind.enable "bitcoind.service";
+          # A restarted local bitcoind writes a new cookie, which LND reads only
+          # when it starts.
+          partOf = lib.optional usesLocalCookie "bitcoind.service";
+          restartTriggers = [ configFile ];
 
-        serviceConfig = chainstead.hardening // {
-          # exec
-          ExecStartPre = [ (lib.getExe preStart) ];
-          ExecStart = lib.getExe start;
-          Type = "notify";
-          Restart = "on-failure";
-          RestartSec = "10s";
-          # READY comes once the RPC server is up, after the wallet is
-          # unlocked and the chain backend answered; a large channel.db
-          # takes a while to open.
-          TimeoutStartSec = "10min";
-          # A clean stop closes channel.db; never cut it short lightly.
-          TimeoutStopSec = "5min";
+          serviceConfig = chainstead.hardening // {
+            # exec
+            ExecStartPre = [ (lib.getExe preStart) ];
+            ExecStart = lib.getExe start;
+            Type = "notify";
+            Restart = "on-failure";
+            RestartSec = "10s";
+            # READY comes once the RPC server is up, after the wallet is
+            # unlocked and the chain backend answered; a large channel.db
+            # takes a while to open.
+            TimeoutStartSec = "10min";
+            # A clean stop closes channel.db; never cut it short lightly.
+            TimeoutStopSec = "5min";
 
-          # identity and paths
-          User = "lnd";
-          Group = "lnd";
-          ReadWritePaths = [ cfg.dataDir ];
-          RuntimeDirectory = "lnd";
-          RuntimeDirectoryMode = "0700";
-          LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${cfg.bitcoind.passwordFile}";
+            # identity and paths
+            User = "lnd";
+            Group = "lnd";
+            ReadWritePaths = [ cfg.dataDir ];
+            RuntimeDirectory = "lnd";
+            RuntimeDirectoryMode = "0700";
+            LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${cfg.bitcoind.passwordFile}";
 
-          # exceptions to the baseline
-          UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself
+            # exceptions to the baseline
+            UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself
+          };
         };
-      };
 
-      services.lnd-seed-store = mkIf cfg.seedSecret.enable {
-        description = "Copy LND's seed into OpenBao";
-        wantedBy = [ "lnd-wallet-init.service" ];
-        after = [
-          "lnd-wallet-init.service"
-          "network-online.target"
-        ];
-        wants = [ "network-online.target" ];
+        lnd-seed-store = mkIf cfg.seedSecret.enable {
+          description = "Copy LND's seed into OpenBao";
+          wantedBy = [ "lnd-wallet-init.service" ];
+          after = [
+            "lnd-wallet-init.service"
+            "network-online.target"
+          ];
+          wants = [ "network-online.target" ];
 
-        serviceConfig = chainstead.hardening // {
-          # exec
-          ExecStart = lib.getExe seedStore;
-          Type = "oneshot";
-          RemainAfterExit = true;
+          serviceConfig = chainstead.hardening // {
+            # exec
+            ExecStart = lib.getExe seedStore;
+            Type = "oneshot";
+            RemainAfterExit = true;
 
-          # identity and paths: root, to read the root-only seed file
-          User = "root";
-          Group = "root";
-          UMask = "0077";
+            # identity and paths: root, to read the root-only seed file
+            User = "root";
+            Group = "root";
+            UMask = "0077";
+          };
         };
-      };
 
-      services.lnd-wallet-init = {
-        description = "Create LND's wallet on first start (seed to ${cfg.seedFile})";
-        wantedBy = [ "lnd.service" ];
-        after = [ "lnd.service" ];
-        partOf = [ "lnd.service" ];
+        lnd-wallet-init = {
+          description = "Create LND's wallet on first start (seed to ${cfg.seedFile})";
+          wantedBy = [ "lnd.service" ];
+          after = [ "lnd.service" ];
+          partOf = [ "lnd.service" ];
 
-        serviceConfig = chainstead.hardening // {
-          # exec
-          ExecStart = lib.getExe walletInit;
-          Type = "oneshot";
-          RemainAfterExit = true;
+          serviceConfig = chainstead.hardening // {
+            # exec
+            ExecStart = lib.getExe walletInit;
+            Type = "oneshot";
+            RemainAfterExit = true;
 
-          # identity and paths: root, for the root-only seed file
-          User = "root";
-          Group = "root";
-          ReadWritePaths = [ (dirOf cfg.seedFile) ];
-          LoadCredential = [ "wallet-password:${cfg.walletPasswordFile}" ];
-          UMask = "0077";
+            # identity and paths: root, for the root-only seed file
+            User = "root";
+            Group = "root";
+            ReadWritePaths = [ (dirOf cfg.seedFile) ];
+            LoadCredential = [ "wallet-password:${cfg.walletPasswordFile}" ];
+            UMask = "0077";
+          };
         };
       };
     };

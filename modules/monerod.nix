@@ -17,7 +17,7 @@ let
     ;
   chainstead = import ./lib.nix { inherit lib; };
   cfg = config.services.chainstead.monerod;
-  storage = config.services.chainstead.storage;
+  inherit (config.services.chainstead) storage;
 
   # monerod's defaults per network (`monerod --help`); regtest runs the
   # fakechain with mainnet ports.

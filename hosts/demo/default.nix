@@ -48,44 +48,47 @@ in
     ];
   };
 
-  services.getty.autologinUser = "root";
   users.users.root.initialPassword = "chainstead";
-  services.openssh = {
-    enable = true;
-    settings.PermitRootLogin = "yes";
-  };
 
-  services.chainstead = {
-    storage = {
-      fast.path = "/srv/fast";
-      bulk.path = "/srv/bulk";
+  services = {
+    getty.autologinUser = "root";
+    openssh = {
+      enable = true;
+      settings.PermitRootLogin = "yes";
     };
 
-    bitcoind = {
-      enable = true;
-      network = "regtest";
-      memory = 1024;
-    };
+    chainstead = {
+      storage = {
+        fast.path = "/srv/fast";
+        bulk.path = "/srv/bulk";
+      };
 
-    # Held by the sync gate until the first block is mined:
-    #   bitcoin-cli createwallet demo && bitcoin-cli -generate 1
-    fulcrum = {
-      enable = true;
-      memory = 512;
-    };
-    lnd.enable = true;
-    # From the host: ssh -p 2222 -L 3000:127.0.0.1:3000 root@127.0.0.1,
-    # then http://127.0.0.1:3000 (the password: docs/thunderhub.md).
-    thunderhub.enable = true;
+      bitcoind = {
+        enable = true;
+        network = "regtest";
+        memory = 1024;
+      };
 
-    monerod = {
-      enable = true;
-      network = "regtest";
-      bulkSyncWarning = false;
-      # A lone fakechain node: no peers to look for, trivial mining.
-      settings = {
-        offline = true;
-        fixed-difficulty = 1;
+      # Held by the sync gate until the first block is mined:
+      #   bitcoin-cli createwallet demo && bitcoin-cli -generate 1
+      fulcrum = {
+        enable = true;
+        memory = 512;
+      };
+      lnd.enable = true;
+      # From the host: ssh -p 2222 -L 3000:127.0.0.1:3000 root@127.0.0.1,
+      # then http://127.0.0.1:3000 (the password: docs/thunderhub.md).
+      thunderhub.enable = true;
+
+      monerod = {
+        enable = true;
+        network = "regtest";
+        bulkSyncWarning = false;
+        # A lone fakechain node: no peers to look for, trivial mining.
+        settings = {
+          offline = true;
+          fixed-difficulty = 1;
+        };
       };
     };
   };

@@ -203,7 +203,7 @@ in
           };
         }
       ];
-      periodic = config.systemd.services.periodic;
+      inherit (config.systemd.services) periodic;
       firewall = h.evalConfig [ { networking.firewall.allowedTCPPorts = [ 443 80 443 ]; } ];
       ports = firewall.networking.firewall.allowedTCPPorts;
     in
