@@ -83,6 +83,14 @@
           "lnd"
           "thunderhub"
         ];
+        backup = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "sync-gate"
+          "lnd"
+          "backup"
+        ];
       };
 
       packages = forAllSystems (pkgs: {

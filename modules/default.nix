@@ -10,5 +10,6 @@
     ./fulcrum.nix
     ./lnd.nix
     ./thunderhub.nix
+    ./backup.nix
   ];
 }
