@@ -593,7 +593,8 @@ in
 
     # The pusher's unit waits for LND's storage tier like LND does
     # (RequiresMountsFor= on LND's directory, after the tier's setup).
-    services.chainstead.storage.directories.lnd.units = mkIf readsLndDir [ unit ];
+    # mkIf around the attrset: inside, it would still create an empty `lnd` entry.
+    services.chainstead.storage.directories = mkIf readsLndDir { lnd.units = [ unit ]; };
 
     systemd.services.${unit} = {
       description = "Push LND's channel.backup to every backup target";
