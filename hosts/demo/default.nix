@@ -61,6 +61,15 @@ in
       storage = {
         fast.path = "/srv/fast";
         bulk.path = "/srv/bulk";
+        # The backup target's folder, made on the bulk disk once it is mounted.
+        directories.lnd-channel-backups = {
+          tier = "bulk";
+          path = "/srv/bulk/lnd-channel-backups";
+          user = "chainstead-backup";
+          group = "chainstead-backup";
+          mode = "0700";
+          units = [ "chainstead-backup" ];
+        };
       };
 
       bitcoind = {
@@ -79,6 +88,16 @@ in
       # From the host: ssh -p 2222 -L 3000:127.0.0.1:3000 root@127.0.0.1,
       # then http://127.0.0.1:3000 (the password: docs/thunderhub.md).
       thunderhub.enable = true;
+
+      # channel.backup copied to the bulk disk within a second of every
+      # change: chainstead-backup status --manifest /etc/chainstead/backup.json
+      backup = {
+        enable = true;
+        targets.bulk-disk = {
+          kind = "directory";
+          path = "/srv/bulk/lnd-channel-backups";
+        };
+      };
 
       monerod = {
         enable = true;

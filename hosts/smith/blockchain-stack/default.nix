@@ -30,6 +30,15 @@
         path = "/srv/bulk";
         device = "/dev/disk/by-label/bulk";
       };
+      # The backup target's folder, made on the bulk disk once it is mounted.
+      directories.lnd-channel-backups = {
+        tier = "bulk";
+        path = "/srv/bulk/lnd-channel-backups";
+        user = "chainstead-backup";
+        group = "chainstead-backup";
+        mode = "0700";
+        units = [ "chainstead-backup" ];
+      };
     };
 
     # 12 GB shared by everything: bitcoind gets 4 GB, and two cores while
@@ -47,6 +56,20 @@
     # The LND web UI on 127.0.0.1:3000 once LND's RPC is up; reach it with
     # ssh -L 3000:127.0.0.1:3000 root@blockchain-stack.
     thunderhub.enable = true;
+
+    # LND's channel.backup, within a second of every change, to the HDD (a
+    # copy that survives the loss of the NVMe disk). Add the seed's
+    # Proxmox Backup Server and an offsite S3 bucket with their own
+    # credentials; docs/backup.md shows both:
+    #   targets.pbs = { kind = "pbs"; repository = "..."; passwordFile = "..."; ... };
+    #   targets.offsite = { kind = "s3"; encrypt = true; ... };
+    backup = {
+      enable = true;
+      targets.hdd = {
+        kind = "directory";
+        path = "/srv/bulk/lnd-channel-backups";
+      };
+    };
 
     monerod = {
       enable = true;
