@@ -20,7 +20,7 @@ let
 
   node =
     { disks }:
-    { pkgs, ... }:
+    { pkgs, lib, ... }:
     {
       imports = [ ../modules ];
       virtualisation = {
@@ -37,7 +37,9 @@ let
         pkgs.e2fsprogs
       ];
       # A configuration change to switch to: more memory for bitcoind.
-      specialisation.bigger-dbcache.configuration.services.chainstead.bitcoind.memory = 1024;
+      # (mkForce: a specialisation extends this configuration, so its value
+      # would otherwise conflict with the 512 below.)
+      specialisation.bigger-dbcache.configuration.services.chainstead.bitcoind.memory = lib.mkForce 1024;
       services.chainstead = {
         storage = {
           fast.path = "/srv/fast";
@@ -108,8 +110,9 @@ pkgs.testers.runNixOSTest {
 
     with subtest("monerod answers on restricted RPC, its database on the bulk disk"):
         machine.wait_until_succeeds("curl -sf http://127.0.0.1:18081/get_info | jq -e '.status == \"OK\"'")
-        machine.succeed("test -e /srv/bulk/monerod/lmdb/data.mdb")
-        machine.succeed("test \"$(findmnt -n -o SOURCE --target /srv/bulk/monerod/lmdb)\" = /dev/vdc")
+        # regtest (monerod's fakechain) keeps LMDB in <data-dir>/fake/lmdb.
+        machine.succeed("test -e /srv/bulk/monerod/fake/lmdb/data.mdb")
+        machine.succeed("test \"$(findmnt -n -o SOURCE --target /srv/bulk/monerod/fake/lmdb)\" = /dev/vdc")
 
     with subtest("without the bulk disk neither service starts and nothing lands on /"):
         nobulk.wait_for_unit("multi-user.target")

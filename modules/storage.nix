@@ -131,7 +131,10 @@ let
       setups = lib.unique (map (d: "${setupUnit d.tier}.service") dirs);
     in
     {
-      requires = setups;
+      # wants, not requires: a switch that changes a tier's rules restarts
+      # its setup unit, and Requires= would restart bitcoind with it. The
+      # mount itself is required through RequiresMountsFor=.
+      wants = setups;
       after = setups;
       unitConfig.RequiresMountsFor = map (d: d.path) dirs;
     };

@@ -33,7 +33,7 @@ let
       || abort "${what} '${x}' is longer than 31 characters which is not allowed!";
     x;
 
-  nullOr = type: types.nullOr type;
+  inherit (types) nullOr;
 
   user =
     { name, config, ... }:

@@ -82,7 +82,11 @@ in
     (h.expectEqual "monerod requires the mount of its directory" [ "/srv/bulk/monerod" ]
       (unit full "monerod").unitConfig.RequiresMountsFor
     )
-    (h.expectContains "bitcoind waits for the bulk tier's setup" "chainstead-storage-bulk.service"
+    (h.expectContains "bitcoind pulls in the bulk tier's setup" "chainstead-storage-bulk.service"
+      (unit full "bitcoind").wants
+    )
+    (h.expectNotContains "but does not require it, so a changed setup unit never restarts bitcoind on switch"
+      "chainstead-storage-bulk.service"
       (unit full "bitcoind").requires
     )
     (h.expectContains "bitcoind waits for the fast tier's setup" "chainstead-storage-fast.service"
