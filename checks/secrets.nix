@@ -363,9 +363,9 @@ pkgs.testers.runNixOSTest {
 
       with subtest("lnd-seed-store kept the seed in OpenBao, equal to the root-only seed file"):
           machine.wait_for_unit("lnd-seed-store.service", timeout=120)
-          assert machine.succeed("stat -c '%a %U' /var/lib/chainstead/lnd/seed").strip() == "400 root"
+          assert machine.succeed("stat -c '%a %U' /var/lib/chainstead/lnd-seed/seed").strip() == "400 root"
           operator("bao kv get -mount=secret -format=json chainstead/lnd | jq -e '.data.data.seed | split(\" \") | length == 24'")
-          operator("cmp -s <(bao kv get -mount=secret -field=seed chainstead/lnd; echo) /var/lib/chainstead/lnd/seed")
+          operator("cmp -s <(bao kv get -mount=secret -field=seed chainstead/lnd; echo) /var/lib/chainstead/lnd-seed/seed")
 
       with subtest("a restarted LND unlocks its wallet with the password loaded again from OpenBao"):
           loaded = invocation("chainstead-secrets-lnd.service")

@@ -125,8 +125,8 @@ pkgs.testers.runNixOSTest {
 
       with subtest("LND's wallet is created once, the seed root-only, lncli works"):
           machine.wait_for_unit("lnd-wallet-init.service", timeout=120)
-          machine.succeed("test \"$(stat -c '%a %U %G' /var/lib/chainstead/lnd/seed)\" = '400 root root'")
-          machine.succeed("test \"$(wc -w < /var/lib/chainstead/lnd/seed)\" -eq 24")
+          machine.succeed("test \"$(stat -c '%a %U %G' /var/lib/chainstead/lnd-seed/seed)\" = '400 root root'")
+          machine.succeed("test \"$(wc -w < /var/lib/chainstead/lnd-seed/seed)\" -eq 24")
           machine.succeed("test \"$(stat -c '%a %U' /run/chainstead/secrets/lnd/wallet-password)\" = '400 lnd'")
           machine.wait_until_succeeds("lncli getinfo | jq -e '.identity_pubkey | length == 66'", timeout=120)
           machine.succeed("lncli getinfo | jq -e '.chains[0].network == \"regtest\"'")
@@ -151,10 +151,10 @@ pkgs.testers.runNixOSTest {
           machine.wait_until_succeeds("test \"$(python3 ${electrumHeight} tcp 50001)\" = 2", timeout=60)
 
       with subtest("a restarted LND unlocks its wallet from the password file"):
-          seed_before = machine.succeed("sha256sum /var/lib/chainstead/lnd/seed")
+          seed_before = machine.succeed("sha256sum /var/lib/chainstead/lnd-seed/seed")
           machine.succeed("systemctl restart lnd.service")
           machine.wait_until_succeeds("lncli getinfo | jq -e '.identity_pubkey | length == 66'", timeout=120)
-          assert seed_before == machine.succeed("sha256sum /var/lib/chainstead/lnd/seed"), "the seed file changed"
+          assert seed_before == machine.succeed("sha256sum /var/lib/chainstead/lnd-seed/seed"), "the seed file changed"
 
       with subtest("a restarted gate does not take the flag away"):
           machine.succeed("systemctl restart chainstead-sync-gate-bitcoind.service")

@@ -594,7 +594,10 @@ in
     # The pusher's unit waits for LND's storage tier like LND does
     # (RequiresMountsFor= on LND's directory, after the tier's setup).
     # mkIf around the attrset: inside, it would still create an empty `lnd` entry.
-    services.chainstead.storage.directories = mkIf readsLndDir { lnd.units = [ unit ]; };
+    services.chainstead.storage = {
+      directories = mkIf readsLndDir { lnd.units = [ unit ]; };
+      reservedPaths = [ stateDir ];
+    };
 
     systemd.services.${unit} = {
       description = "Push LND's channel.backup to every backup target";

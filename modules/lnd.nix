@@ -361,7 +361,7 @@ in
 
     seedFile = mkOption {
       type = chainstead.secretFileType;
-      default = "/var/lib/chainstead/lnd/seed";
+      default = "/var/lib/chainstead/lnd-seed/seed";
       description = ''
         Root-only file the wallet's 24-word aezeed mnemonic is written to
         once, when the wallet is created. Copy it somewhere safe (with the
@@ -492,6 +492,8 @@ in
           generate.length = 32;
         };
       };
+
+      storage.reservedPaths = [ (dirOf cfg.seedFile) ];
 
       storage.directories = {
         lnd = {

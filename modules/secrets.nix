@@ -367,6 +367,8 @@ in
 
     system.build.chainstead-secrets-manifest = checkedManifest;
 
+    services.chainstead.storage.reservedPaths = [ cfg.stateDir ];
+
     # For the operator: `chainstead-secrets check --manifest /etc/chainstead/secrets.json`.
     environment = {
       etc."chainstead/secrets.json".source = checkedManifest;

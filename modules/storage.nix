@@ -193,6 +193,17 @@ in
       description = "The tmpfiles rules each tier's setup unit applies, per tier.";
     };
 
+    reservedPaths = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      internal = true;
+      description = ''
+        chainstead's own state directories (the secret loader's, the backup
+        pusher's, LND's seed): no data directory may overlap one, and no
+        mounted tier may cover one (they exist before the tier is mounted).
+      '';
+    };
+
     directories = mkOption {
       type = types.attrsOf directoryType;
       default = { };
@@ -221,6 +232,29 @@ in
           services.chainstead.storage.placement.
         '';
       }) directories
+      ++ lib.concatMap (
+        d:
+        map (reserved: {
+          assertion = !(isInside d.path reserved || isInside reserved d.path);
+          message = ''
+            ${d.path} overlaps ${reserved}, a directory chainstead keeps for its own
+            state; give the data directory another path (or the tier another
+            location).
+          '';
+        }) cfg.reservedPaths
+      ) directories
+      ++ lib.concatMap (
+        tier:
+        map (reserved: {
+          assertion = cfg.${tier}.device == null || !(isInside cfg.${tier}.path reserved);
+          message = ''
+            services.chainstead.storage.${tier} mounts ${toString cfg.${tier}.device} on
+            ${toString cfg.${tier}.path}, which would cover ${reserved}, where chainstead
+            keeps state that exists before the mount. Mount the tier elsewhere,
+            for example /srv/${tier}.
+          '';
+        }) cfg.reservedPaths
+      ) tierNames
       ++ map (tier: {
         assertion = cfg.${tier}.path == null || lib.hasPrefix "/" cfg.${tier}.path;
         message = "services.chainstead.storage.${tier}.path must be an absolute path, not ${toString cfg.${tier}.path}.";

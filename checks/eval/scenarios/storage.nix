@@ -151,6 +151,43 @@ in
     }))
   ];
 
+  own-state =
+    let
+      withLnd =
+        storage: lnd:
+        h.evalConfig [
+          {
+            services.chainstead = {
+              inherit storage;
+              bitcoind.enable = true;
+              lnd = {
+                enable = true;
+              }
+              // lnd;
+            };
+          }
+        ];
+      onRoot = {
+        fast.path = "/var/lib/chainstead";
+        bulk.path = "/srv/bulk";
+      };
+    in
+    [
+      (h.expectNoFailedAssertions "the README's layout (fast tier at /var/lib/chainstead) keeps LND's data apart from its seed" (
+        withLnd onRoot { }
+      ))
+      (h.expectAssertion "a seed inside LND's data directory is refused" (withLnd onRoot {
+        seedFile = "/var/lib/chainstead/lnd/seed";
+      }) "a directory chainstead keeps for its own")
+      (h.expectAssertion "a mounted tier may not cover chainstead's own state" (withLnd {
+        fast = {
+          path = "/var/lib/chainstead";
+          device = "/dev/disk/by-label/fast";
+        };
+        bulk.path = "/srv/bulk";
+      } { }) "which would cover /var/lib/chainstead/lnd-seed")
+    ];
+
   placement-override = [
     (h.expectEqual "monerod follows placement.monerod to the fast tier" "/srv/fast/monerod"
       (stack { services.chainstead.storage.placement.monerod = "fast"; })

@@ -415,10 +415,10 @@ in
         };
       }) "lnd-seed-store").after
     )
-    (h.expectEqual "it may write the seed's directory only" [ "/var/lib/chainstead/lnd" ]
+    (h.expectEqual "it may write the seed's directory only" [ "/var/lib/chainstead/lnd-seed" ]
       (svc both "lnd-wallet-init").serviceConfig.ReadWritePaths
     )
-    (h.expectContains "the seed's directory is root-only" "d /var/lib/chainstead/lnd 0700 root root - -"
+    (h.expectContains "the seed's directory is root-only" "d /var/lib/chainstead/lnd-seed 0700 root root - -"
       both.systemd.tmpfiles.rules
     )
     (h.expectEqual "wallet-init keeps an empty capability set" [ "" ]
