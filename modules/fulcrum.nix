@@ -246,6 +246,22 @@ in
 
   config = mkIf cfg.enable {
     assertions = [
+      (
+        let
+          # LND's module may not be imported (nixosModules.fulcrum alone).
+          lnd = config.services.chainstead.lnd or { enable = false; };
+          client = c: { inherit (c.bitcoind) host port cookieFile user passwordFile; };
+        in
+        {
+          assertion = !lnd.enable || client cfg == client lnd;
+          message = ''
+            services.chainstead.fulcrum.bitcoind and services.chainstead.lnd.bitcoind
+            differ, but both start from the one bitcoind sync gate on this host.
+            Point them at the same bitcoind with the same credential (host, port,
+            cookieFile, or user and passwordFile).
+          '';
+        }
+      )
       (chainstead.noSecretSettings "services.chainstead.fulcrum.settings" cfg.settings)
       {
         assertion = !bitcoind.enable || bitcoind.txindex;

@@ -607,4 +607,19 @@ in
       message = "is not of type";
     })
   ];
+
+  one-bitcoind-gate = [
+    (h.expectAssertion "Fulcrum and LND on different bitcoinds are refused with a clear message" (node {
+      fulcrum = {
+        enable = true;
+        bitcoind = {
+          host = "10.0.0.2";
+          cookieFile = null;
+          user = "fulcrum";
+          passwordFile = "/run/keys/fulcrum-rpc";
+        };
+      };
+      lnd.enable = true;
+    }) "both start from the one bitcoind sync gate")
+  ];
 }
