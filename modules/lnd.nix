@@ -126,16 +126,19 @@ let
         curl --silent --show-error --fail --max-time 30 --cacert ${cfg.tlsCertFile} "$@"
       }
 
+      # Wait for a state that says whether a wallet exists (lnrpc
+      # stateservice.proto); WAITING_TO_START (LND still starting) says neither.
       state=""
       for _ in $(seq 120); do
-        if state="$(rest ${restUrl}/v1/state | jq -r '.state')"; then
-          break
-        fi
+        state="$(rest --max-time 5 ${restUrl}/v1/state | jq -r '.state' || true)"
+        case "$state" in
+          NON_EXISTING | LOCKED | UNLOCKED | RPC_ACTIVE | SERVER_ACTIVE) break ;;
+        esac
         state=""
         sleep 1
       done
       if [ -z "$state" ]; then
-        echo "lnd-wallet-init: LND's REST endpoint ${restUrl} did not answer within 120 s" >&2
+        echo "lnd-wallet-init: LND's REST endpoint ${restUrl} did not report its wallet state within about 2 minutes" >&2
         exit 1
       fi
       if [ "$state" != NON_EXISTING ]; then
@@ -611,6 +614,8 @@ in
             ExecStart = lib.getExe walletInit;
             Type = "oneshot";
             RemainAfterExit = true;
+            # Two minutes of waiting for LND plus genseed and initwallet.
+            TimeoutStartSec = "5min";
 
             # identity and paths: root, for the root-only seed file
             User = "root";
