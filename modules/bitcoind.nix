@@ -43,16 +43,26 @@ let
     + chainstead.toKeyValueLines { } cfg.settings;
   configFile = pkgs.writeText "bitcoin.conf" configText;
 
-  cliArgs = [
-    "-conf=${configFile}"
+  # What bitcoind and bitcoin-cli both need to find each other.
+  commonArgs = [
     "-datadir=${cfg.dataDir}"
     "-rpccookiefile=${cfg.rpc.cookieFile}"
   ];
 
-  # bitcoin-cli for the operator: right config, datadir and cookie. Works for
-  # root and members of the bitcoin-rpc group.
+  # bitcoin-cli gets a config of its own: bitcoin.conf may include the
+  # root-only rpcauth files, which would stop bitcoin-cli for a member of
+  # the bitcoin-rpc group.
+  cliConfigFile = pkgs.writeText "bitcoin-cli.conf" (
+    "chain=${net.section}\n\n[${net.section}]\n"
+    + "rpcconnect=${chainstead.connectHost cfg.rpc.address}\nrpcport=${toString cfg.rpc.port}\n"
+  );
+
+  # bitcoin-cli for the operator: right chain, address, datadir and cookie.
+  # Works for root and members of the bitcoin-rpc group.
   cliWrapper = pkgs.writeShellScriptBin "bitcoin-cli" ''
-    exec ${lib.getExe' cfg.package "bitcoin-cli"} ${lib.escapeShellArgs cliArgs} "$@"
+    exec ${lib.getExe' cfg.package "bitcoin-cli"} ${
+      lib.escapeShellArgs ([ "-conf=${cliConfigFile}" ] ++ commonArgs)
+    } "$@"
   '';
 in
 {
@@ -377,8 +387,9 @@ in
           [
             (lib.getExe' cfg.package "bitcoind")
             "-blocksdir=${cfg.blocksDir}"
+            "-conf=${configFile}"
           ]
-          ++ cliArgs
+          ++ commonArgs
         );
         ExecStartPost = lib.optional (!hasCookiePerms) "+${pkgs.writeShellScript "bitcoind-cookie-perms" ''
           # bitcoind before 28.0 writes the cookie 0600; let the group read it.

@@ -132,6 +132,11 @@ in
       (h.expectContains "the wrapper uses the node's datadir" "'-datadir=/srv/fast/bitcoind'" (h.renderedText wrapper))
       (h.expectContains "the wrapper uses the cookie" "'-rpccookiefile=/run/chainstead/bitcoind-rpc/cookie'" (h.renderedText wrapper))
       (h.expectContains "the wrapper passes the operator's arguments" "\"$@\"" (h.renderedText wrapper))
+      (h.expectContains "the wrapper reads a config of its own" "-bitcoin-cli.conf'" (h.renderedText wrapper))
+      (h.expectNotContains "not bitcoin.conf, whose rpcauth includes group members cannot read"
+        "${mainnet.services.chainstead.bitcoind.configFile}"
+        (h.renderedText wrapper)
+      )
     ];
 
   rpc-users =
