@@ -94,12 +94,10 @@
       };
 
       packages = forAllSystems (pkgs: {
-        inherit (pkgs)
-          chainstead-sync-gate
-          chainstead-secrets
-          chainstead-backup
-          thunderhub
-          ;
+        sync-gate = pkgs.chainstead-sync-gate;
+        secrets = pkgs.chainstead-secrets;
+        backup = pkgs.chainstead-backup;
+        inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
       });
 

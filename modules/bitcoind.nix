@@ -90,7 +90,8 @@ in
       defaultText = literalExpression ''"''${storage.<placement.bitcoindBlocks>.path}/bitcoind-blocks"'';
       description = ''
         `-blocksdir`: bitcoind keeps the block and undo files in
-        `<blocksDir>/<network>/blocks` here (≈ 600 GB on mainnet and growing).
+        `<blocksDir>/blocks` on mainnet and `<blocksDir>/<network>/blocks`
+        otherwise (≈ 600 GB on mainnet and growing).
       '';
     };
 
