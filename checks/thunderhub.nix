@@ -46,6 +46,9 @@ let
     "amboss.tech"
     "api.amboss.tech"
     "magma.amboss.tech"
+    "account.amboss.tech"
+    "rails.amboss.tech"
+    "api.amboss.space"
   ];
 
   # Counts (and rejects) every packet the thunderhub user sends anywhere but
