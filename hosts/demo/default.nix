@@ -38,12 +38,26 @@ in
       "/srv/fast" = tierDisk "/dev/vdb";
       "/srv/bulk" = tierDisk "/dev/vdc";
     };
-    forwardPorts = [
+    # To the host's loopback only: SSH, ThunderHub, Fulcrum (plain TCP).
+    forwardPorts = map (ports: {
+      from = "host";
+      host = {
+        address = "127.0.0.1";
+        port = ports.host;
+      };
+      guest.port = ports.guest;
+    }) [
       {
-        from = "host";
-        host.address = "127.0.0.1";
-        host.port = 2222;
-        guest.port = 22;
+        host = 2222;
+        guest = 22;
+      }
+      {
+        host = 3000;
+        guest = 3000;
+      }
+      {
+        host = 50001;
+        guest = 50001;
       }
     ];
   };
@@ -80,14 +94,21 @@ in
 
       # Held by the sync gate until the first block is mined:
       #   bitcoin-cli createwallet demo && bitcoin-cli -generate 1
+      # Electrum clients on the host: 127.0.0.1:50001 (regtest, plain TCP).
       fulcrum = {
         enable = true;
         memory = 512;
+        tcp.address = "0.0.0.0";
+        openFirewall = true;
       };
       lnd.enable = true;
-      # From the host: ssh -p 2222 -L 3000:127.0.0.1:3000 root@127.0.0.1,
-      # then http://127.0.0.1:3000 (the password: docs/thunderhub.md).
-      thunderhub.enable = true;
+      # http://127.0.0.1:3000 on the host (the password: docs/thunderhub.md).
+      # Listening beyond loopback is for the demo's port forward only.
+      thunderhub = {
+        enable = true;
+        host = "0.0.0.0";
+        openFirewall = true;
+      };
 
       # channel.backup copied to the bulk disk within a second of every
       # change: chainstead-backup status --manifest /etc/chainstead/backup.json
