@@ -7,6 +7,7 @@
 
 mod process;
 mod replay;
+pub mod vault;
 
 pub use process::{free_port, require_binary, wait_for_tcp, ChildGuard};
 pub use replay::{ReplayServer, Reply, Request, Response};

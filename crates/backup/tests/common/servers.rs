@@ -10,6 +10,8 @@ use std::time::Duration;
 use chainstead_backup::manifest::TargetSpec;
 use chainstead_backup::targets::Backend;
 use chainstead_backup::version::Kind;
+pub use chainstead_testkit::vault::http;
+use chainstead_testkit::vault::RustyVault;
 use chainstead_testkit::{free_port, require_binary, wait_for_tcp, ChildGuard};
 use serde_json::{json, Value};
 
@@ -151,87 +153,20 @@ impl Garage {
 
 /// RustyVault stands in for OpenBao where it can: KV v1 (it has no KV v2).
 pub struct Rvault {
-    _child: ChildGuard,
-    _dir: tempfile::TempDir,
+    _server: RustyVault,
     pub addr: SocketAddr,
     pub root: String,
 }
 
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("X-Vault-Token: {t}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-/// Config keys from RustyVault's `src/cli/config.rs` (storage "file",
-/// listener "tcp" with tls_disable, api_addr, work_dir, pid_file); then
-/// `PUT /v1/sys/init` and `PUT /v1/sys/unseal` as in Vault's API.
+/// A RustyVault server, initialised and unsealed (chainstead_testkit::vault).
 pub fn rvault() -> Rvault {
-    let bin = require_binary("rvault");
-    let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = format!(
-        "storage \"file\" {{\n  path = \"{data}\"\n}}\nlistener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = \"true\"\n}}\napi_addr = \"http://{addr}\"\nlog_level = \"warn\"\nwork_dir = \"{work}\"\npid_file = \"{work}/rvault.pid\"\n",
-        data = dir.path().join("data").display(),
-        work = dir.path().display(),
-    );
-    let cfg = dir.path().join("rvault.hcl");
-    std::fs::write(&cfg, config).unwrap();
-    let child = Command::new(bin)
-        .arg("server")
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = ChildGuard::new(child);
-    wait_for_tcp(addr, Duration::from_secs(20));
-    let (st, init) = http(
-        addr,
-        "PUT",
-        "/v1/sys/init",
-        None,
-        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-    );
-    assert_eq!(st, 200, "init: {init}");
-    let root = init["root_token"].as_str().unwrap().to_string();
-    let key = init["keys"][0].as_str().unwrap().to_string();
-    let (st, b) = http(
-        addr,
-        "PUT",
-        "/v1/sys/unseal",
-        None,
-        Some(json!({"key": key})),
-    );
-    assert_eq!(st, 200, "unseal: {b}");
+    let server = RustyVault::spawn(None);
+    let addr = server.addr;
+    let init =
+        server.init_and_unseal(|method, path, token, body| http(addr, method, path, token, body));
     Rvault {
-        _child: child,
-        _dir: dir,
+        _server: server,
         addr,
-        root,
+        root: init.root_token,
     }
 }

@@ -3,13 +3,12 @@
 //! TLS with a certificate from a test CA (made with the `openssl` CLI).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use chainstead_testkit::{free_port, require_binary, wait_for_tcp, ChildGuard};
+use chainstead_testkit::require_binary;
+use chainstead_testkit::vault::RustyVault;
 use serde_json::{json, Value};
 
 use super::Env;
@@ -23,38 +22,12 @@ pub struct Rvault {
     unseal_key: String,
     /// CA certificate (PEM) when the listener speaks TLS.
     tls_ca: Option<PathBuf>,
-    _child: ChildGuard,
-    _dir: tempfile::TempDir,
+    // Last: the server must outlive nothing else here.
+    _certs: Option<tempfile::TempDir>,
+    _server: RustyVault,
 }
 
-/// Minimal HTTP/1.1 client for setting a plain-HTTP server up.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("X-Vault-Token: {t}\r\n"));
-    }
-    req.push_str("Content-Type: application/json\r\n\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
+pub use chainstead_testkit::vault::http;
 
 /// The same over TLS, trusting only `ca` and reaching `TLS_NAME` at `addr`.
 fn https(
@@ -190,60 +163,34 @@ impl Rvault {
     }
 
     fn start_with(env: &Env, tls: bool) -> Self {
-        let bin = require_binary("rvault");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let (listener_tls, tls_ca) = if tls {
-            let ca = make_certs(dir.path(), "");
-            (
-                format!(
-                    "  tls_disable = \"false\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_disable_client_certs = \"true\"\n",
-                    dir.path().join("server.pem").display(),
-                    dir.path().join("server.key").display()
-                ),
-                Some(ca),
-            )
+        let (certs, tls_ca) = if tls {
+            let certs = tempfile::tempdir().unwrap();
+            let ca = make_certs(certs.path(), "");
+            (Some(certs), Some(ca))
         } else {
-            ("  tls_disable = \"true\"\n".to_owned(), None)
+            (None, None)
         };
-        // Config keys from RustyVault's src/cli/config.rs (storage, listener
-        // with tls_*, api_addr, work_dir, pid_file).
-        let config = format!(
-            "storage \"file\" {{\n  path = \"{data}\"\n}}\nlistener \"tcp\" {{\n  address = \"{addr}\"\n{listener_tls}}}\napi_addr = \"http://{addr}\"\nlog_level = \"warn\"\nwork_dir = \"{work}\"\npid_file = \"{work}/rvault.pid\"\n",
-            data = dir.path().join("data").display(),
-            work = dir.path().display(),
+        let cert_and_key = certs
+            .as_ref()
+            .map(|d| (d.path().join("server.pem"), d.path().join("server.key")));
+        let server = RustyVault::spawn(
+            cert_and_key
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path())),
         );
-        let cfg = dir.path().join("rvault.hcl");
-        std::fs::write(&cfg, config).unwrap();
-        let child = Command::new(bin)
-            .arg("server")
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let child = ChildGuard::new(child);
-        wait_for_tcp(addr, Duration::from_secs(20));
         let mut me = Self {
-            addr,
+            addr: server.addr,
             root: String::new(),
             unseal_key: String::new(),
             tls_ca,
-            _child: child,
-            _dir: dir,
+            _certs: certs,
+            _server: server,
         };
-        let (st, init) = me.raw(
-            "PUT",
-            "/v1/sys/init",
-            None,
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        );
-        assert_eq!(st, 200, "init: {init}");
-        me.root = init["root_token"].as_str().unwrap().to_owned();
-        me.unseal_key = init["keys"][0].as_str().unwrap().to_owned();
-        me.unseal();
+        let init = me
+            ._server
+            .init_and_unseal(|method, path, token, body| me.raw(method, path, token, body));
+        me.root = init.root_token;
+        me.unseal_key = init.unseal_key;
         let (st, b) = me.call(
             "POST",
             "/v1/sys/auth/approle",
