@@ -412,6 +412,7 @@ pkgs.testers.runNixOSTest {
           alice.succeed("runuser -u chainstead-backup -- cat ${lndFile} > /dev/null")
           alice.fail("runuser -u chainstead-backup -- touch ${alice.lnd.networkDir}/x")
           alice.fail("runuser -u chainstead-backup -- cp ${lndFile} ${lndFile}.new")
+          alice.succeed("test -s ${alice.lnd.networkDir}/wallet.db")
           alice.fail("runuser -u chainstead-backup -- cat ${alice.lnd.networkDir}/wallet.db > /dev/null")
           alice.succeed("test ! -e ${alice.lnd.networkDir}/x")
 
@@ -437,12 +438,17 @@ pkgs.testers.runNixOSTest {
           alice.wait_until_succeeds(f"test \"$(sha256sum < ${lndFile} | cut -d' ' -f1)\" != {old_sha}", timeout=180)
           alice.wait_until_succeeds("${pushed} usb", timeout=15)
           alice.fail("${pushed} garage")
-          garage_row = next(t for t in status()["targets"] if t["name"] == "garage")
-          assert not garage_row["current"] and garage_row["last_error"], garage_row
-          assert garage_row["failures_total"] > 0, garage_row
-          alice.succeed(
-              "grep -E '^chainstead_backup_up_to_date[{]target=\"garage\",[^}]*artifact=\"channel\"[}] 0$' ${metricsFile}"
+          # Its failed attempts are recorded (state and metrics) as they happen.
+          alice.wait_until_succeeds(
+              "chainstead-backup status --manifest ${manifest} --json | jq -e "
+              "'.targets[] | select(.name == \"garage\") | (.current | not) and .last_error != null and .failures_total > 0'",
+              timeout=15,
           )
+          alice.wait_until_succeeds(
+              "grep -E '^chainstead_backup_up_to_date[{]target=\"garage\",[^}]*artifact=\"channel\"[}] 0$' ${metricsFile}",
+              timeout=15,
+          )
+          print(alice.succeed("chainstead-backup status --manifest ${manifest}"))
           alice.fail("chainstead-backup verify --manifest ${manifest}")
           alice.succeed("systemctl start garage.service")
           # The pusher's backoff tops out at 60 s.

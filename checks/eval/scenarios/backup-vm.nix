@@ -40,12 +40,18 @@ in
     (h.expectTrue "only alice runs the pusher" (
       alice.systemd.services ? chainstead-backup && !(bob.systemd.services ? chainstead-backup)
     ) "")
-    (h.expectContains "bob's bitcoind follows alice's (in the regtest section)" "[regtest]\n" bobConf)
+    (h.expectContains "bob's bitcoind follows alice's (in the regtest section)" "[regtest]\n"
+      bobConf
+    )
     (h.expectTrue "connect=alice:18444 is inside [regtest]" (
       lib.hasInfix "connect=alice:18444\n" (lib.last (lib.splitString "[regtest]" bobConf))
     ) bobConf)
-    (h.expectContains "alice's bitcoind P2P port is open for bob" 18444 alice.networking.firewall.allowedTCPPorts)
-    (h.expectContains "bob's LND P2P port is open for alice" 9735 bob.networking.firewall.allowedTCPPorts)
+    (h.expectContains "alice's bitcoind P2P port is open for bob" 18444
+      alice.networking.firewall.allowedTCPPorts
+    )
+    (h.expectContains "bob's LND P2P port is open for alice" 9735
+      bob.networking.firewall.allowedTCPPorts
+    )
   ];
 
   pusher = [
@@ -76,7 +82,9 @@ in
       "/var/lib/chainstead-fast/lnd/data/chain/bitcoin/regtest/channel.backup"
       manifest.channel_backup
     )
-    (h.expectTrue "LND verifies each new file before it is pushed" (manifest ? lnd) (h.show manifest))
+    (h.expectTrue "LND verifies each new file before it is pushed" (manifest ? lnd) (
+      h.show manifest
+    ))
     (h.expectContains "the directory target is writable for the unit" "-${usbDir}"
       svc.serviceConfig.ReadWritePaths
     )
@@ -116,9 +124,18 @@ in
 
   test-script = [
     (h.expectTrue "the test script renders against the evaluated nodes" (builtins.isString script) "")
-    (h.expectContains "it follows the runbook: verify" "chainstead-backup verify --manifest /etc/chainstead/backup.json" script)
-    (h.expectContains "it follows the runbook: restore --from" "restore --manifest /etc/chainstead/backup.json --from" script)
-    (h.expectContains "it follows the runbook: lncli verifychanbackup --multi_file" "lncli verifychanbackup --multi_file" script)
+    (h.expectContains "it follows the runbook: verify"
+      "chainstead-backup verify --manifest /etc/chainstead/backup.json"
+      script
+    )
+    (h.expectContains "it follows the runbook: restore --from"
+      "restore --manifest /etc/chainstead/backup.json --from"
+      script
+    )
+    (h.expectContains "it follows the runbook: lncli verifychanbackup --multi_file"
+      "lncli verifychanbackup --multi_file"
+      script
+    )
     (h.expectContains "it reads LND's channel.backup from the evaluated path"
       "/var/lib/chainstead-fast/lnd/data/chain/bitcoin/regtest/channel.backup"
       script
