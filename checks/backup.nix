@@ -10,7 +10,9 @@
 # write LND's directory nor read the wallet; the S3 secret is on no command
 # line and in no log; the metrics textfile has a last success per target; a
 # target that is down does not hold the other back and catches up when it
-# returns.
+# returns; a `switch-to-configuration test` that changes a pusher setting
+# restarts the pusher (not LND), which pushes no new version of the same
+# content.
 #
 # Nodes: each runs its own regtest bitcoind; bob's follows alice's
 # (`connect=alice:18444`, Bitcoin Core's regtest P2P port, open on alice),
@@ -137,6 +139,9 @@ pkgs.testers.runNixOSTest {
           pkgs.jq
         ];
 
+        # The configuration change to switch to: a pusher setting only.
+        specialisation.keep-fewer.configuration.services.chainstead.backup.retention.keepLast = 10;
+
         services.garage = {
           enable = true;
           package = pkgs.garage_2;
@@ -183,6 +188,9 @@ pkgs.testers.runNixOSTest {
             requires = [ "garage.service" ];
             before = [ "chainstead-backup.service" ];
             wantedBy = [ "chainstead-backup.service" ];
+            # Once per boot: a restart of the pusher pulls this unit in again,
+            # and a second `layout apply --version 1` would fail.
+            unitConfig.ConditionPathExists = "!${secretFile}";
             path = [
               config.services.garage.package
               pkgs.gawk
@@ -456,5 +464,18 @@ pkgs.testers.runNixOSTest {
           alice.succeed("chainstead-backup verify --manifest ${manifest}")
           alice.succeed("chainstead-backup restore --manifest ${manifest} --from garage --out /root/latest.backup")
           alice.succeed("lncli verifychanbackup --multi_file /root/latest.backup")
+
+      with subtest("switch-to-configuration test restarts the pusher, which pushes nothing new"):
+          held = versions()
+          pusher_before = alice.succeed("systemctl show -p InvocationID --value chainstead-backup.service").strip()
+          lnd_before = alice.succeed("systemctl show -p InvocationID --value lnd.service").strip()
+          alice.succeed("/run/current-system/specialisation/keep-fewer/bin/switch-to-configuration test")
+          alice.wait_for_unit("chainstead-backup.service")
+          assert pusher_before != alice.succeed("systemctl show -p InvocationID --value chainstead-backup.service").strip(), "the pusher was not restarted"
+          assert lnd_before == alice.succeed("systemctl show -p InvocationID --value lnd.service").strip(), "LND was restarted"
+          alice.succeed("jq -e '.retention.keep_last == 10' ${manifest}")
+          alice.wait_until_succeeds("${pushed} usb garage", timeout=30)
+          # The same content keeps its name across a restart.
+          assert versions() == held, f"{versions()} != {held}"
     '';
 }
