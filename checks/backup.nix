@@ -218,12 +218,14 @@ pkgs.testers.runNixOSTest {
               out="$(mktemp)"
               trap 'rm -f "$out"' EXIT
               garage key create chainstead-backup > "$out"
+              garage bucket allow --read --write ${bucket} --key chainstead-backup
+              # The secret file last: its existence means the setup is done.
               mkdir -p ${dirOf keyIdFile}
               awk '$1 == "Key" && $2 == "ID:" { print $3 }' "$out" > ${keyIdFile}
-              awk '$1 == "Secret" && $2 == "key:" { print $3 }' "$out" > ${secretFile}
               test -s ${keyIdFile}
-              test -s ${secretFile}
-              garage bucket allow --read --write ${bucket} --key chainstead-backup
+              awk '$1 == "Secret" && $2 == "key:" { print $3 }' "$out" > ${secretFile}.tmp
+              test -s ${secretFile}.tmp
+              mv ${secretFile}.tmp ${secretFile}
             '';
           };
         };
