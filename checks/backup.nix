@@ -313,6 +313,10 @@ pkgs.testers.runNixOSTest {
       def lnd_sha():
           return alice.succeed("sha256sum < ${lndFile} | cut -d' ' -f1").strip()
 
+      def wait_rewritten(old_sha):
+          # LND replaced channel.backup (new bytes: a new nonce at least).
+          alice.wait_until_succeeds(f"test \"$(sha256sum < ${lndFile} | cut -d' ' -f1)\" != {old_sha}", timeout=180)
+
       def wait_synced(height):
           for machine in (alice, bob):
               machine.wait_until_succeeds(
@@ -354,12 +358,15 @@ pkgs.testers.runNixOSTest {
           before = versions()
           assert sorted(before) == ["garage", "usb"], before
           assert all(before.values()), f"a target holds nothing: {before}"
+          empty_sha = lnd_sha()
           print(alice.succeed("chainstead-backup status --manifest ${manifest}"))
 
       with subtest("the pending channel is pushed to both targets before it confirms"):
           lncli(alice, f"openchannel --node_key {bob_key} --local_amt 100000")
           alice.wait_until_succeeds("lncli pendingchannels | jq -e '.pending_open_channels | length == 1'", timeout=60)
+          wait_rewritten(empty_sha)
           alice.wait_until_succeeds("${pushed} usb garage", timeout=15)
+          pending_sha = lnd_sha()
           pending = versions()
           for target in ("usb", "garage"):
               assert pending[target] > before[target], f"{target}: {pending[target]} is not newer than {before[target]}"
@@ -367,6 +374,8 @@ pkgs.testers.runNixOSTest {
       with subtest("the open channel's channel.backup is on both targets within seconds"):
           mine(6, miner)
           alice.wait_until_succeeds("lncli listchannels | jq -e '.channels | length == 1 and .[0].active'", timeout=180)
+          # LND rewrites it when the channel is marked open.
+          wait_rewritten(pending_sha)
           alice.wait_until_succeeds("${pushed} usb garage", timeout=15)
           report = status()
           written = float(alice.succeed("date -r ${lndFile} +%s.%N").strip())
@@ -445,7 +454,7 @@ pkgs.testers.runNixOSTest {
           old_sha = lnd_sha()
           # LND rewrites channel.backup whenever it starts.
           alice.succeed("systemctl restart lnd.service")
-          alice.wait_until_succeeds(f"test \"$(sha256sum < ${lndFile} | cut -d' ' -f1)\" != {old_sha}", timeout=180)
+          wait_rewritten(old_sha)
           alice.wait_until_succeeds("${pushed} usb", timeout=15)
           alice.fail("${pushed} garage")
           # Its failed attempts are recorded (state and metrics) as they happen.
