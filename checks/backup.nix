@@ -247,10 +247,11 @@ pkgs.testers.runNixOSTest {
   testScript =
     { nodes, ... }:
     let
-      alice = nodes.alice.services.chainstead;
-      lndFile = alice.lnd.backupFile;
+      # alice's chainstead configuration (the Python `alice` is her machine).
+      cs = nodes.alice.services.chainstead;
+      lndFile = cs.lnd.backupFile;
       manifest = "/etc/chainstead/backup.json";
-      metricsFile = "${alice.backup.metricsDir}/chainstead-backup.prom";
+      metricsFile = "${cs.backup.metricsDir}/chainstead-backup.prom";
 
       # Exit 0 once the directory target's newest copy is byte for byte
       # LND's current channel.backup and the pusher reports each target
@@ -261,7 +262,7 @@ pkgs.testers.runNixOSTest {
           lib.makeBinPath [
             pkgs.coreutils
             pkgs.jq
-            alice.backup.package
+            cs.backup.package
           ]
         }:$PATH
         lnd_sha="$(sha256sum < ${lndFile} | cut -d' ' -f1)"
@@ -429,11 +430,11 @@ pkgs.testers.runNixOSTest {
       with subtest("the pusher is an unprivileged user with a read-only view of LND's directory"):
           assert alice.succeed("systemctl show -p User --value chainstead-backup.service").strip() == "chainstead-backup"
           alice.succeed("runuser -u chainstead-backup -- cat ${lndFile} > /dev/null")
-          alice.fail("runuser -u chainstead-backup -- touch ${alice.lnd.networkDir}/x")
+          alice.fail("runuser -u chainstead-backup -- touch ${cs.lnd.networkDir}/x")
           alice.fail("runuser -u chainstead-backup -- cp ${lndFile} ${lndFile}.new")
-          alice.succeed("test -s ${alice.lnd.networkDir}/wallet.db")
-          alice.fail("runuser -u chainstead-backup -- cat ${alice.lnd.networkDir}/wallet.db > /dev/null")
-          alice.succeed("test ! -e ${alice.lnd.networkDir}/x")
+          alice.succeed("test -s ${cs.lnd.networkDir}/wallet.db")
+          alice.fail("runuser -u chainstead-backup -- cat ${cs.lnd.networkDir}/wallet.db > /dev/null")
+          alice.succeed("test ! -e ${cs.lnd.networkDir}/x")
 
       with subtest("the S3 secret is on no command line, in no environment and not in the journal"):
           # Patterns from the file: the secret never enters grep's own argv.
