@@ -456,7 +456,9 @@ pkgs.testers.runNixOSTest {
           # LND rewrites channel.backup whenever it starts.
           alice.succeed("systemctl restart lnd.service")
           wait_rewritten(old_sha)
-          alice.wait_until_succeeds("${pushed} usb", timeout=15)
+          # Within one reconcile (60 s) even if LND, still starting, could
+          # not be asked to verify the file at the first attempt.
+          alice.wait_until_succeeds("${pushed} usb", timeout=75)
           alice.fail("${pushed} garage")
           # Its failed attempts are recorded (state and metrics) as they happen.
           alice.wait_until_succeeds(
