@@ -23,8 +23,8 @@
 # `package` has no default and must be set; `environmentFile` goes to the
 # unit's EnvironmentFile; `settings` is freeform TOML rendered to
 # /etc/garage.toml, which the `garage` CLI reads; the service runs with
-# DynamicUser and a StateDirectory under /var/lib/garage; the module asserts
-# `replication_factor` (or `replication_mode`) is set for Garage >= 1.0;
+# DynamicUser and a StateDirectory under /var/lib/garage; Garage 1.0 and
+# later need `replication_factor`, which some versions of the module assert;
 # pkgs/tools/filesystems/garage/default.nix: `garage_2`). The single-node
 # layout, bucket, key and permission follow the shape of nixpkgs
 # nixos/tests/garage/common.nix and basic.nix (`garage node id`, `layout
@@ -34,6 +34,14 @@
 # version 1, `key create` prints `Key ID:` and `Secret key:` lines. The RPC
 # secret comes from GARAGE_RPC_SECRET in the environment file (Garage reads it
 # instead of `rpc_secret`), generated at boot, never in the store.
+#
+# LND facts (lightningnetwork/lnd): chanbackup/pubsub.go (SubSwapper.Start)
+# rewrites channel.backup whenever LND starts; channel_notifier.go hands the
+# SubSwapper both PendingOpenChannelEvent and OpenChannelEvent, so a channel
+# is in the file while pending and the file is rewritten once it is open.
+# Test framework facts (nixpkgs nixos/lib/testing): run.nix has a `passthru`
+# option (here: the chainstead node configs for the eval scenario);
+# network.nix puts every node's name in every node's /etc/hosts.
 { pkgs, ... }:
 let
   inherit (pkgs) lib;
