@@ -128,6 +128,7 @@
           chainstead-sync-gate = vmTest "sync-gate";
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
+          chainstead-backup = vmTest "backup";
         }
       );
 
