@@ -173,6 +173,7 @@ async fn fetch(
             .await?
             .context("failed to find a latest version: the target holds none")?,
     };
+    version::check_name(kind, &stored)?;
     let data = backend.get(kind, &stored).await?;
     let plain = if stored.ends_with(AGE_SUFFIX) {
         let id = m

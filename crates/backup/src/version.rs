@@ -108,6 +108,24 @@ pub fn is_version(kind: Kind, name: &str) -> bool {
     rest.len() > 27 && rest.as_bytes()[8] == b'T' && rest.as_bytes()[26] == b'.'
 }
 
+/// Refuses anything but a version name of `kind` before it is used as a
+/// file name or object key: a name given to `restore --version`, or read
+/// from a target's `latest` pointer, must not reach outside the target
+/// (`../`, absolute paths) or name something that is not a version.
+pub fn check_name(kind: Kind, name: &str) -> anyhow::Result<()> {
+    let plain_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if is_version(kind, name) && plain_chars && !name.contains("..") {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "failed to use {name:?}: it is not a {} version name; `status` lists the versions a target holds",
+            kind.prefix().trim_end_matches('.')
+        )
+    }
+}
+
 /// The time part of a version name.
 pub fn time_of(kind: Kind, name: &str) -> Option<DateTime<Utc>> {
     let rest = name.strip_prefix(kind.prefix())?;
@@ -144,6 +162,32 @@ pub fn newer(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn check_name_refuses_paths_and_strangers() {
+        let good = "channel.backup.20261121T070000.123456789Z.0123abcd";
+        assert!(
+            is_version(Kind::Channel, good),
+            "fixture must be a real name"
+        );
+        check_name(Kind::Channel, good).unwrap();
+        check_name(Kind::Channel, &format!("{good}.age")).unwrap();
+        for bad in [
+            "../../etc/shadow",
+            "channel.backup.20261121T070000.123456789Z/../../x",
+            "/etc/passwd",
+            "channel.backup.20261121T070000.123456789Z..x",
+            "snapshot.20261121T070000.123456789Z.0123abcd",
+            "",
+        ] {
+            let err = check_name(Kind::Channel, bad).unwrap_err();
+            assert!(
+                format!("{err}").contains("not a channel.backup version name"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
