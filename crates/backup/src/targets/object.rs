@@ -217,15 +217,43 @@ impl ObjectTarget {
 /// only the root cause is added when the message lacks it ("connection
 /// refused" sits at the bottom of a send error).
 fn flat(e: object_store::Error, what: String) -> anyhow::Error {
-    let top = e.to_string();
-    let mut root: &dyn std::error::Error = &e;
-    while let Some(next) = root.source() {
-        root = next;
+    // object_store's messages repeat their sources' text, so printing the
+    // chain would say the same thing three times: keep what each level
+    // adds to the one below it.
+    let mut levels = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(err) = cur {
+        levels.push(err.to_string());
+        cur = err.source();
     }
-    let root = root.to_string();
-    if top.contains(&root) {
-        anyhow::anyhow!("{what}: {top}")
-    } else {
-        anyhow::anyhow!("{what}: {top}: {root}")
+    let mut parts: Vec<String> = Vec::new();
+    for (i, text) in levels.iter().enumerate() {
+        let own = match levels.get(i + 1) {
+            Some(below) => text.replace(below.as_str(), ""),
+            None => text.clone(),
+        };
+        let own = own.trim().trim_end_matches(':').trim().to_owned();
+        if !own.is_empty() && !parts.iter().any(|p| p.contains(&own)) {
+            parts.push(own);
+        }
+    }
+    anyhow::anyhow!("{what}: {}", parts.join(": "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(io),
+        };
+        let text = flat(e, "failed to upload to garage".into()).to_string();
+        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+        assert!(text.starts_with("failed to upload to garage: "), "{text}");
+        assert!(text.contains("S3"), "{text}");
     }
 }
