@@ -361,11 +361,20 @@ let
   # created here first (same owner and mode) so the ACLs exist before LND's
   # first start. Traverse down to the network directory, read and list it
   # (inotify needs read access to the watched directory); never write.
+  # `a+`, not the recursive `A+`, which would also grant on wallet.db and
+  # the macaroon database. Each line sets the mask explicitly: the `d` line
+  # chmods the directory, which turns the mask into the group bits (---),
+  # and tmpfiles keeps an existing mask instead of recalculating it.
+  # readonly.macaroon is world-readable (LND writes only admin.macaroon
+  # 0640), so traversing the macaroon directory is all LND's verify needs;
+  # the pusher stays out of the lnd-macaroon group, which reads admin.macaroon.
   lndAccessRules = pkgs.writeText "chainstead-backup-lnd-access.conf" (
     lib.concatStringsSep "\n" (
       map (d: "d ${d} 0700 lnd lnd - -") lndDirs
-      ++ map (d: "A+ ${d} - - - - u:${user}:--x") (lib.init lndDirs)
-      ++ [ "A+ ${lib.last lndDirs} - - - - u:${user}:r-x" ]
+      ++ map (d: "a+ ${d} - - - - u:${user}:--x,m::--x") (lib.init lndDirs)
+      ++ [ "a+ ${lib.last lndDirs} - - - - u:${user}:r-x,m::r-x" ]
+      # The group keeps its r-x (ThunderHub); the pusher may only traverse.
+      ++ lib.optional cfg.verifyWithLnd "a+ ${lnd.macaroonDir} - - - - u:${user}:--x,m::r-x"
     )
     + "\n"
   );
@@ -604,8 +613,17 @@ in
       wantedBy = [ "multi-user.target" ];
       # After LND so a stop of both stops the pusher last; not Requires=: the
       # last channel.backup stays worth pushing while LND is down.
-      after = [ "network-online.target" ] ++ lib.optional lnd.enable "lnd.service";
-      wants = [ "network-online.target" ];
+      # time-sync: version names carry the time; a clock stepped backwards
+      # after they were named would make a new copy look older.
+      after = [
+        "network-online.target"
+        "time-sync.target"
+      ]
+      ++ lib.optional lnd.enable "lnd.service";
+      wants = [
+        "network-online.target"
+        "time-sync.target"
+      ];
       restartTriggers = [ serviceManifest ];
       environment = {
         HOME = stateDir;
@@ -625,7 +643,7 @@ in
         # identity and paths
         User = user;
         Group = user;
-        SupplementaryGroups = [ metricsGroup ] ++ lib.optional cfg.verifyWithLnd lnd.group;
+        SupplementaryGroups = [ metricsGroup ];
         StateDirectory = "chainstead/backup";
         StateDirectoryMode = "0700";
         RuntimeDirectory = unit;
