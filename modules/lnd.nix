@@ -146,6 +146,9 @@ let
         exit 0
       fi
 
+      # A seed already in place means a restore (or a retry after a failed
+      # creation): ask LND to rescan the chain for the wallet's funds.
+      recovery_window=0
       if [ ! -s "$seed" ]; then
         echo "lnd-wallet-init: generating the seed into $seed"
         rest ${restUrl}/v1/genseed | jq -er '.cipher_seed_mnemonic | join(" ")' > "$seed.tmp"
@@ -155,17 +158,19 @@ let
         mv "$seed.tmp" "$seed"
         sync "$(dirname "$seed")"
       else
-        echo "lnd-wallet-init: reusing the seed in $seed (no wallet was created from it)"
+        echo "lnd-wallet-init: creating the wallet from the seed already in $seed, with a recovery rescan"
+        recovery_window=${toString cfg.recoveryWindow}
       fi
 
       echo "lnd-wallet-init: creating the wallet"
       jq -n \
         --rawfile password "$CREDENTIALS_DIRECTORY/wallet-password" \
         --rawfile mnemonic "$seed" \
+        --argjson recovery_window "$recovery_window" \
         '{
           wallet_password: ($password | sub("[\r\n]+$"; "") | @base64),
           cipher_seed_mnemonic: ($mnemonic | sub("[\r\n]+$"; "") | split(" "))
-        }' \
+        } + (if $recovery_window > 0 then { recovery_window: $recovery_window } else {} end)' \
         | rest --output /dev/null --header "Content-Type: application/json" --data-binary @- ${restUrl}/v1/initwallet
       echo "lnd-wallet-init: wallet created; LND unlocks it from the password file from now on"
     '';
@@ -360,6 +365,16 @@ in
         default = "seed";
         description = "Field the seed is stored in.";
       };
+    };
+
+    recoveryWindow = mkOption {
+      type = types.ints.positive;
+      default = 2500;
+      description = ''
+        Addresses LND scans ahead when it creates the wallet from a seed that
+        was already in {option}`seedFile` (a restore): the `recovery_window`
+        of its InitWallet call. LND's own default for restores is 2500.
+      '';
     };
 
     seedFile = mkOption {

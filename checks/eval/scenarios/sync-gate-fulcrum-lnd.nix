@@ -622,4 +622,8 @@ in
       lnd.enable = true;
     }) "both start from the one bitcoind sync gate")
   ];
+
+  lnd-restore = [
+    (h.expectEqual "a restore rescans with LND's usual window" 2500 both.services.chainstead.lnd.recoveryWindow)
+  ];
 }
