@@ -458,6 +458,19 @@ pkgs.testers.runNixOSTest {
               alice.succeed(f"grep -E '^chainstead_backup_up_to_date[{{]{labels}[}}] 1$' ${metricsFile}")
           alice.succeed("grep -E '^chainstead_backup_rejected_total 0$' ${metricsFile}")
 
+      with subtest("after the pusher restarts (its ACLs applied again) a rewrite still reaches the targets at once"):
+          # The unit re-applies its tmpfiles rules on every start; the view of
+          # LND's directory (and the inotify watch on it) must survive that.
+          alice.succeed("systemctl restart chainstead-backup.service")
+          alice.wait_for_unit("chainstead-backup.service")
+          alice.succeed("runuser -u chainstead-backup -- test -r ${lndFile}")
+          alice.succeed("runuser -u chainstead-backup -- ls ${builtins.dirOf lndFile} > /dev/null")
+          old_sha = lnd_sha()
+          alice.succeed("systemctl restart lnd.service")
+          wait_rewritten(old_sha)
+          # Well inside the minute reconcile: only the inotify watch is this fast.
+          alice.wait_until_succeeds("${pushed} usb garage", timeout=20)
+
       with subtest("with Garage down the directory target still gets the next version; Garage catches up"):
           alice.succeed("systemctl stop garage.service")
           old_sha = lnd_sha()
