@@ -191,7 +191,7 @@ rec {
         description = "Port of bitcoind's RPC server.";
       };
       cookieFile = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr secretFileType;
         default = if bitcoind.enable then bitcoind.rpc.cookieFile else null;
         defaultText = lib.literalExpression "the local bitcoind's cookie, when it is enabled";
         description = ''
