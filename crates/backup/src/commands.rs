@@ -50,7 +50,7 @@ fn target_rows(m: &Manifest, st: &State, kind: Kind) -> Vec<TargetStatus> {
             TargetStatus {
                 name: t.name().into(),
                 kind: t.kind().into(),
-                current: newest.is_some_and(|n| lane.last_sha256.as_deref() == Some(&n.sha256)),
+                current: newest.is_some_and(|n| lane.holds(n)),
                 age_seconds: lane.last_success.map(|s| (now - s).max(0.0)),
                 last_success: lane.last_success,
                 last_version: lane.last_name,

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use chainstead_common::notify;
 use chainstead_common::retry::Backoff;
 use chainstead_common::shutdown::Shutdown;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 
@@ -24,7 +25,7 @@ use crate::crypt::Sealer;
 use crate::manifest::{Manifest, TargetSpec};
 use crate::state::{self, Accepted, Store};
 use crate::targets::directory::DirStore;
-use crate::targets::Backend;
+use crate::targets::{Backend, NewerOnTarget};
 use crate::version::{self, Kind, Version};
 
 type Wanted = watch::Sender<Option<Arc<Version>>>;
@@ -37,6 +38,24 @@ pub struct Engine {
     scratch: PathBuf,
     channel: Wanted,
     snapshot: Wanted,
+    /// Per kind, the time of the newest name given out or seen (state,
+    /// a target's `latest`): the next name is strictly after it.
+    floors: Mutex<HashMap<Kind, DateTime<Utc>>>,
+    /// Held while a version is named and published, so that naming the
+    /// current content anew never replaces newer content.
+    naming: tokio::sync::Mutex<()>,
+    /// Set once the targets' `latest` names have been read at startup.
+    seeded: tokio::sync::OnceCell<()>,
+}
+
+/// Raises `floors[kind]` to the time in `name`.
+fn raise(floors: &mut HashMap<Kind, DateTime<Utc>>, kind: Kind, name: &str) {
+    if let Some(t) = version::time_of(kind, name) {
+        let f = floors.entry(kind).or_insert(t);
+        if t > *f {
+            *f = t;
+        }
+    }
 }
 
 /// What one read of channel.backup (or one snapshot) led to.
@@ -84,7 +103,30 @@ impl Engine {
             s.targets
                 .retain(|k, _| m.targets.iter().any(|t| t.name() == k));
         });
+        // Seed the name floors from what state and the local copies name.
+        let mut floors = HashMap::new();
+        let st = store.snapshot();
+        for k in [Kind::Channel, Kind::Snapshot] {
+            let current = match k {
+                Kind::Channel => st.channel.as_ref(),
+                Kind::Snapshot => st.snapshot.as_ref(),
+            };
+            if let Some(c) = current {
+                raise(&mut floors, k, &c.name);
+            }
+            for t in st.targets.values() {
+                if let Some(n) = &t.lane(k).last_name {
+                    raise(&mut floors, k, n);
+                }
+            }
+            if let Ok(n) = std::fs::read_to_string(local.folder(k).join(crate::targets::LATEST)) {
+                raise(&mut floors, k, n.trim());
+            }
+        }
         Ok(Arc::new(Self {
+            floors: Mutex::new(floors),
+            naming: tokio::sync::Mutex::new(()),
+            seeded: tokio::sync::OnceCell::new(),
             scratch: m.state_dir.join("tmp"),
             local,
             sealer,
@@ -100,6 +142,93 @@ impl Engine {
             Kind::Channel => &self.channel,
             Kind::Snapshot => &self.snapshot,
         }
+    }
+
+    fn raise_floor(&self, kind: Kind, name: &str) {
+        let mut g = match self.floors.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        raise(&mut g, kind, name);
+    }
+
+    /// The time for a new name of `kind` read at `read_at`; raises the floor.
+    fn next_time(&self, kind: Kind, read_at: DateTime<Utc>) -> DateTime<Utc> {
+        let mut g = match self.floors.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let t = version::next_time(read_at, g.get(&kind).copied());
+        g.insert(kind, t);
+        t
+    }
+
+    /// False once a newer name was given out or seen on a target: the
+    /// content `name` names must then get a new name to become `latest`.
+    fn name_current(&self, kind: Kind, name: &str) -> bool {
+        let floor = match self.floors.lock() {
+            Ok(g) => g.get(&kind).copied(),
+            Err(p) => p.into_inner().get(&kind).copied(),
+        };
+        match (version::time_of(kind, name), floor) {
+            (_, None) => true,
+            (Some(t), Some(f)) => t >= f,
+            (None, Some(_)) => false,
+        }
+    }
+
+    /// Reads every readable target's `latest` once (5 s each, all at
+    /// once), so a name taken while the clock ran ahead, and kept only on
+    /// a target, raises the floor before the first name is given out. An
+    /// unreachable target is skipped: its put reports the conflict later.
+    pub async fn seed_from_targets(&self) {
+        self.seeded
+            .get_or_init(|| async {
+                let mut kinds = vec![Kind::Channel];
+                if self.m.snapshot.is_some() {
+                    kinds.push(Kind::Snapshot);
+                }
+                let reads = self
+                    .m
+                    .targets
+                    .iter()
+                    .filter(|t| !matches!(t, TargetSpec::Pbs { .. }))
+                    .flat_map(|t| kinds.iter().map(move |k| (t, *k)))
+                    .map(|(spec, kind)| async move {
+                        let b = Backend::from_spec(spec, &self.scratch).ok()?;
+                        let r = tokio::time::timeout(Duration::from_secs(5), b.latest(kind));
+                        match r.await {
+                            Ok(Ok(Some(n))) => Some((kind, n)),
+                            _ => None,
+                        }
+                    });
+                for (kind, name) in futures::future::join_all(reads).await.into_iter().flatten() {
+                    self.raise_floor(kind, &name);
+                }
+            })
+            .await;
+    }
+
+    /// Names the wanted content of `kind` anew when a target showed a newer
+    /// name, and publishes it under that name.
+    async fn renew(&self, kind: Kind) -> Result<()> {
+        let _naming = self.naming.lock().await;
+        let Some(v) = self.wanted(kind).borrow().clone() else {
+            return Ok(());
+        };
+        if self.name_current(kind, &v.name) {
+            return Ok(());
+        }
+        let t = self.next_time(kind, Utc::now());
+        let name = version::renamed(kind, &v.name, t)
+            .with_context(|| format!("failed to rename {}", v.name))?;
+        tracing::warn!(
+            "naming the current {} anew as {name} (was {}): a target holds a newer name",
+            kind.as_str(),
+            v.name
+        );
+        self.publish(kind, name, v.sha256.clone(), v.plain.to_vec(), v.seen)
+            .await
     }
 
     fn reject(&self, reason: &str) {
@@ -118,6 +247,8 @@ impl Engine {
     pub async fn ingest_channel(&self) -> Result<Ingest> {
         let path = self.m.channel_backup.clone();
         let seen = Instant::now();
+        // The name's time is the read's, not the time after LND answered.
+        let read_at = Utc::now();
         let outcome = tokio::task::spawn_blocking(move || channel::read_stable(&path))
             .await
             .context("failed to join the channel.backup reader")??;
@@ -131,7 +262,7 @@ impl Engine {
         };
         let sha = channel::sha256_hex(&data);
         if let Some(cur) = self.channel.borrow().as_ref() {
-            if cur.sha256 == sha {
+            if cur.sha256 == sha && self.name_current(Kind::Channel, &cur.name) {
                 return Ok(Ingest::Unchanged);
             }
         }
@@ -150,11 +281,13 @@ impl Engine {
             }
         }
         // The same content as before a restart keeps its name, so targets
-        // that already hold it are not written again.
+        // that already hold it are not written again (unless a newer name
+        // was seen since: then it must be named anew to become latest).
+        let _naming = self.naming.lock().await;
         let prev = self.store.snapshot().channel;
         let name = match prev {
-            Some(p) if p.sha256 == sha => p.name,
-            _ => version::channel_name(chrono::Utc::now(), &sha),
+            Some(p) if p.sha256 == sha && self.name_current(Kind::Channel, &p.name) => p.name,
+            _ => version::channel_name(self.next_time(Kind::Channel, read_at), &sha),
         };
         self.publish(Kind::Channel, name.clone(), sha, data, seen)
             .await?;
@@ -167,6 +300,7 @@ impl Engine {
             return Ok(Ingest::Missing);
         };
         let seen = Instant::now();
+        let read_at = Utc::now();
         let scratch = self.scratch.clone();
         let built =
             tokio::task::spawn_blocking(move || crate::snapshot::build(&spec.files, &scratch))
@@ -176,14 +310,19 @@ impl Engine {
             tracing::warn!("snapshot: {} does not exist, left out", f.display());
         }
         if let Some(cur) = self.snapshot.borrow().as_ref() {
-            if cur.sha256 == built.sha256_hex {
+            if cur.sha256 == built.sha256_hex && self.name_current(Kind::Snapshot, &cur.name) {
                 return Ok(Ingest::Unchanged);
             }
         }
+        let _naming = self.naming.lock().await;
         let prev = self.store.snapshot().snapshot;
         let name = match prev {
-            Some(p) if p.sha256 == built.sha256_hex => p.name,
-            _ => version::snapshot_name(chrono::Utc::now(), &built.nix32),
+            Some(p)
+                if p.sha256 == built.sha256_hex && self.name_current(Kind::Snapshot, &p.name) =>
+            {
+                p.name
+            }
+            _ => version::snapshot_name(self.next_time(Kind::Snapshot, read_at), &built.nix32),
         };
         self.publish(
             Kind::Snapshot,
@@ -225,12 +364,17 @@ impl Engine {
                 Kind::Channel => &mut s.channel,
                 Kind::Snapshot => &mut s.snapshot,
             };
-            if slot.as_ref().map(|p| p.sha256 != sha).unwrap_or(true) {
+            if slot.as_ref().map(|p| p.name != name).unwrap_or(true) {
+                // Content named anew keeps the time it was first seen.
+                let since = match slot.as_ref() {
+                    Some(p) if p.sha256 == sha => p.since,
+                    _ => state::now(),
+                };
                 *slot = Some(Accepted {
                     name: name.clone(),
                     sha256: sha.clone(),
                     size,
-                    since: state::now(),
+                    since,
                 });
             }
         });
@@ -238,7 +382,7 @@ impl Engine {
             if let Err(e) = self.local.put(&a).await {
                 tracing::warn!("failed to keep the local copy {name}: {e:#}");
             } else if let Err(e) = Backend::Directory(self.local.clone())
-                .prune(kind, &self.m.retention)
+                .prune(kind, &self.m.retention, &[name.as_str()])
                 .await
             {
                 tracing::warn!("failed to apply retention to local copies: {e:#}");
@@ -247,24 +391,23 @@ impl Engine {
         Ok(())
     }
 
-    fn acked(&self, target: &str, kind: Kind, sha: &str) -> bool {
+    /// True if the target acknowledged `v` under its current name (the
+    /// same content under an older name does not count: it is not what
+    /// `latest` must name).
+    fn acked(&self, target: &str, kind: Kind, v: &Version) -> bool {
         self.store
             .snapshot()
             .targets
             .get(target)
-            .map(|t| t.lane(kind).last_sha256.as_deref() == Some(sha))
-            .unwrap_or(false)
+            .and_then(|t| t.lane(kind).last_name.clone())
+            .is_some_and(|n| n.strip_suffix(version::AGE_SUFFIX).unwrap_or(&n) == v.name)
     }
 
     /// True once every target holds the newest version of `kind`.
     pub fn all_current(&self, kind: Kind) -> bool {
         match self.wanted(kind).borrow().as_ref() {
             None => true,
-            Some(v) => self
-                .m
-                .targets
-                .iter()
-                .all(|t| self.acked(t.name(), kind, &v.sha256)),
+            Some(v) => self.m.targets.iter().all(|t| self.acked(t.name(), kind, v)),
         }
     }
 
@@ -274,11 +417,7 @@ impl Engine {
             notify::status("waiting for channel.backup");
             return;
         };
-        let current = st
-            .targets
-            .values()
-            .filter(|t| t.channel.last_sha256.as_deref() == Some(cur.sha256.as_str()))
-            .count();
+        let current = st.targets.values().filter(|t| t.channel.holds(cur)).count();
         notify::status(&format!(
             "{current}/{} targets hold {}",
             self.m.targets.len(),
@@ -297,7 +436,7 @@ impl Engine {
         loop {
             let v = loop {
                 if let Some(v) = rx.borrow_and_update().clone() {
-                    if !self.acked(&name, kind, &v.sha256) {
+                    if !self.acked(&name, kind, &v) {
                         break v;
                     }
                 }
@@ -342,8 +481,17 @@ impl Engine {
                     let due = last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(600));
                     if due {
                         last_prune = Some(Instant::now());
+                        // Never the current version, whatever its name sorts as.
+                        let mut keep = vec![v.name.clone()];
+                        let st = self.store.snapshot();
+                        let current = match kind {
+                            Kind::Channel => st.channel,
+                            Kind::Snapshot => st.snapshot,
+                        };
+                        keep.extend(current.map(|c| c.name));
+                        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
                         if let Some(b) = backend.as_ref() {
-                            match b.prune(kind, &self.m.retention).await {
+                            match b.prune(kind, &self.m.retention, &keep).await {
                                 Ok(0) => {}
                                 Ok(n) => {
                                     tracing::info!("{name}: retention deleted {n} old versions")
@@ -354,6 +502,14 @@ impl Engine {
                     }
                 }
                 Err(e) => {
+                    if let Some(n) = e.downcast_ref::<NewerOnTarget>() {
+                        // Clock step: name the content anew, after the
+                        // target's latest; the next attempt pushes that.
+                        self.raise_floor(kind, &n.latest);
+                        if let Err(re) = self.renew(kind).await {
+                            tracing::error!("{re:#}");
+                        }
+                    }
                     let msg = format!("{e:#}");
                     let delay = backoff.next_delay();
                     tracing::error!(
@@ -396,6 +552,7 @@ impl Engine {
 /// `push` and `snapshot`: one version to every target, waiting at most
 /// `timeout`; an error names the targets that did not acknowledge.
 pub async fn push_once(engine: Arc<Engine>, kind: Kind, timeout: Duration) -> Result<Ingest> {
+    engine.seed_from_targets().await;
     let ingest = match kind {
         Kind::Channel => engine.ingest_channel().await?,
         Kind::Snapshot => engine.ingest_snapshot().await?,
@@ -446,7 +603,7 @@ impl Engine {
     fn all_current_for(&self, target: &str, kind: Kind) -> bool {
         match self.wanted(kind).borrow().as_ref() {
             None => true,
-            Some(v) => self.acked(target, kind, &v.sha256),
+            Some(v) => self.acked(target, kind, v),
         }
     }
 }
@@ -543,6 +700,7 @@ pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
     let channel_loop = {
         let (engine, kick, mut sd) = (engine.clone(), channel_kick.clone(), sd.clone());
         tokio::spawn(async move {
+            engine.seed_from_targets().await;
             loop {
                 match engine.ingest_channel().await {
                     Ok(Ingest::Missing) => tracing::warn!(
@@ -562,6 +720,7 @@ pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
     let snapshot_loop = m.snapshot.as_ref().map(|_| {
         let (engine, kick, mut sd) = (engine.clone(), snapshot_kick.clone(), sd.clone());
         tokio::spawn(async move {
+            engine.seed_from_targets().await;
             loop {
                 if let Err(e) = engine.ingest_snapshot().await {
                     tracing::error!("{e:#}");

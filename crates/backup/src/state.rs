@@ -68,6 +68,17 @@ pub struct Lane {
     pub bytes_pushed_total: u64,
 }
 
+impl Lane {
+    /// True if the target acknowledged `a` under its current name (with or
+    /// without `.age`): the same content under an older name is not what
+    /// `latest` must name.
+    pub fn holds(&self, a: &Accepted) -> bool {
+        self.last_name
+            .as_deref()
+            .is_some_and(|n| n.strip_suffix(crate::version::AGE_SUFFIX).unwrap_or(n) == a.name)
+    }
+}
+
 impl TargetState {
     pub fn lane(&self, kind: Kind) -> &Lane {
         match kind {
@@ -217,9 +228,7 @@ pub fn render_metrics(st: &State) -> Textfile {
                         Kind::Snapshot => st.snapshot.as_ref(),
                     };
                     match newest {
-                        Some(n) => f64::from(u8::from(
-                            lane.last_sha256.as_deref() == Some(n.sha256.as_str()),
-                        )),
+                        Some(n) => f64::from(u8::from(lane.holds(n))),
                         None => continue,
                     }
                 } else {

@@ -160,6 +160,28 @@ pub fn newer(a: &str, b: &str) -> bool {
     a > b
 }
 
+/// The time to name the next version by: `now`, unless the clock says a
+/// time not after `floor` (the time of the newest name given or seen on a
+/// target), then 1 ns after `floor`. So names strictly increase even when
+/// the clock steps back (NTP, a wrong RTC at boot) or an earlier name was
+/// taken while the clock ran ahead.
+pub fn next_time(now: DateTime<Utc>, floor: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match floor {
+        Some(f) if now <= f => f + chrono::Duration::nanoseconds(1),
+        _ => now,
+    }
+}
+
+/// `name` (a plain version name) with its time replaced by `t`; the hash
+/// part, and so the content it names, stays.
+pub fn renamed(kind: Kind, name: &str, t: DateTime<Utc>) -> Option<String> {
+    let hash = hash_part(kind, name)?;
+    Some(match kind {
+        Kind::Channel => format!("{}{}.{hash}", kind.prefix(), timestamp(t)),
+        Kind::Snapshot => snapshot_name(t, hash),
+    })
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -219,5 +241,31 @@ mod tests {
         use sha2::Digest;
         assert!(is_version(Kind::Snapshot, &n));
         assert!(matches_name(Kind::Snapshot, &n, b"nar"));
+        let later = t1 + chrono::Duration::days(400);
+        let n2 = renamed(Kind::Snapshot, &n, later).unwrap();
+        assert_eq!(time_of(Kind::Snapshot, &n2), Some(later));
+        assert!(matches_name(Kind::Snapshot, &n2, b"nar"));
+        let a2 = renamed(Kind::Channel, &a, later).unwrap();
+        assert!(newer(&a2, &b) && matches_name(Kind::Channel, &a2, b"x"));
+    }
+
+    /// A clock stepped back (or a name taken while it ran ahead) must not
+    /// give a name older than the newest one: the next is 1 ns later.
+    #[test]
+    fn next_time_never_goes_back() {
+        let ahead = DateTime::parse_from_rfc3339("2031-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let now = ahead - chrono::Duration::days(1800);
+        let t = next_time(now, Some(ahead));
+        assert_eq!(t, ahead + chrono::Duration::nanoseconds(1));
+        assert!(newer(
+            &channel_name(t, "0123456789ab"),
+            &channel_name(ahead, "ffffffffffff")
+        ));
+        assert_eq!(next_time(t, Some(t)), t + chrono::Duration::nanoseconds(1));
+        let later = ahead + chrono::Duration::seconds(5);
+        assert_eq!(next_time(later, Some(ahead)), later);
+        assert_eq!(next_time(now, None), now);
     }
 }

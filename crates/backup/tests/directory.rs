@@ -738,3 +738,71 @@ fn metrics_pass_promtool() {
     let text = String::from_utf8_lossy(&prom);
     assert!(text.contains("artifact=\"snapshot\""), "{text}");
 }
+
+/// A version named while the clock ran ahead (or before it stepped back)
+/// sits on the target as `latest`. The next push must still end with the
+/// current content as `latest`, under a name after it, and be reported as
+/// done only then; a newer name appearing on a target while the service
+/// runs makes it name the current content anew. Retention (keep_last=1)
+/// keeps the current version.
+#[test]
+fn clock_ahead_names_do_not_block_latest() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let usb = t.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let ahead = |year: u32, data: &[u8]| {
+        let n = format!(
+            "channel.backup.{year}0101T000000.000000000Z.{}",
+            &sha_hex(data)[..12]
+        );
+        std::fs::write(usb.join(&n), data).unwrap();
+        std::fs::write(usb.join("latest"), format!("{n}\n")).unwrap();
+        n
+    };
+    let old = payload(1);
+    let first_ahead = ahead(2031, &old);
+    let mut m = base(
+        t.path(),
+        json!([{"kind": "directory", "name": "usb", "path": usb}]),
+    );
+    m["retention"] = json!({"keep_last": 1});
+    let manifest = write_manifest(t.path(), &m);
+    let cur = payload(2);
+    lnd.write(&cur);
+    let o = run(&["push"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    let (name, data) = dir_latest(&usb).unwrap();
+    assert_eq!(
+        data, cur,
+        "latest still names the version from the clock-ahead run"
+    );
+    assert!(name > first_ahead, "{name} is not after {first_ahead}");
+    let st = status_json(&manifest);
+    assert_eq!(st["channel"]["name"], name.as_str());
+    assert_eq!(st["targets"][0]["current"], true, "{st}");
+
+    // While the service runs, a newer name shows up on the target.
+    let _pusher = spawn_watch(&manifest, t.path());
+    let second_ahead = ahead(2033, &payload(3));
+    let newest = payload(4);
+    lnd.write(&newest);
+    let ok = wait_until(Duration::from_secs(20), || {
+        dir_latest(&usb).is_some_and(|(n, d)| d == newest && n > second_ahead)
+    });
+    assert!(
+        ok,
+        "latest did not move past {second_ahead}:\n{}",
+        log(t.path())
+    );
+    let ok = wait_until(Duration::from_secs(10), || {
+        let st = status_json(&manifest);
+        st["targets"][0]["current"] == true
+            && st["channel"]["name"]
+                .as_str()
+                .is_some_and(|n| n > second_ahead.as_str())
+    });
+    assert!(ok, "{}", status_json(&manifest));
+    let held = dir_latest(&usb).unwrap().0;
+    assert!(usb.join(&held).exists());
+}

@@ -311,3 +311,50 @@ fn lnd_verify_refuses_what_lnd_refuses() {
     );
     assert!(log(t.path()).contains("could not ask LND to verify"));
 }
+
+/// OpenBao KV v2 (replay, see `FakeKv2`) whose current version was named
+/// while the clock ran ahead: the push must write the current content
+/// under a newer name, not skip the write and report success.
+#[test]
+fn openbao_clock_ahead_version_is_superseded_not_skipped() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let kv = Arc::new(FakeKv2::default());
+    let old = payload(51);
+    let ahead = format!(
+        "channel.backup.20310101T000000.000000000Z.{}",
+        &sha_hex(&old)[..12]
+    );
+    kv.versions.lock().unwrap().push(json!({
+        "name": ahead,
+        "content": base64::engine::general_purpose::STANDARD.encode(&old),
+    }));
+    let srv = {
+        let kv = kv.clone();
+        ReplayServer::start(move |r| kv.answer(r))
+    };
+    std::fs::write(t.path().join("role-id"), "role-1\n").unwrap();
+    std::fs::write(t.path().join("secret-id"), "secret-1\n").unwrap();
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([{
+                "kind": "openbao", "name": "bao", "address": srv.url(),
+                "auth": {"approle": {"role_id_file": t.path().join("role-id"), "secret_id_file": t.path().join("secret-id")}},
+                "mount": "secret", "path": "lnd/channel-backup",
+            }]),
+        ),
+    );
+    let cur = payload(52);
+    lnd.write(&cur);
+    let o = run(&["push", "--timeout", "20"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    let vs = kv.versions.lock().unwrap();
+    let last = vs.last().unwrap();
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(last["content"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(content, cur, "the write was skipped");
+    assert!(last["name"].as_str().unwrap() > ahead.as_str(), "{last}");
+}

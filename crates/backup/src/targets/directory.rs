@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use chainstead_common::fs::write_atomic;
 
-use super::LATEST;
+use super::{should_move_latest, LATEST};
 use crate::version::{self, Artifact, Kind};
 
 #[derive(Clone, Debug)]
@@ -118,9 +118,13 @@ fn put_blocking(dir: &std::path::Path, name: &str, data: &[u8]) -> Result<()> {
         write_atomic(&path, data, 0o600)?;
     }
     let latest = dir.join(LATEST);
-    let current = std::fs::read_to_string(&latest).unwrap_or_default();
-    let current = current.trim();
-    if current.is_empty() || version::newer(name, current) {
+    let current = match std::fs::read_to_string(&latest) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {}", latest.display())),
+    };
+    let current = Some(current.as_str()).filter(|c| !c.is_empty());
+    if should_move_latest(current, name)? {
         write_atomic(&latest, format!("{name}\n").as_bytes(), 0o600)?;
     }
     Ok(())
@@ -142,7 +146,14 @@ mod tests {
         let old = "channel.backup.20261121T070000.000000000Z.aaaaaaaaaaaa";
         let new = "channel.backup.20261121T070001.000000000Z.bbbbbbbbbbbb";
         d.put(&a(new, b"new")).await.unwrap();
-        d.put(&a(old, b"old")).await.unwrap();
+        // An older name is stored but never becomes latest, and the put
+        // says so instead of reporting success.
+        let err = d.put(&a(old, b"old")).await.unwrap_err();
+        assert!(
+            err.downcast_ref::<super::super::NewerOnTarget>().is_some(),
+            "{err:#}"
+        );
+        d.put(&a(new, b"new")).await.unwrap();
         assert_eq!(d.latest(Kind::Channel).await.unwrap().as_deref(), Some(new));
         assert_eq!(d.get(Kind::Channel, new).await.unwrap(), b"new");
         let mut l = d.list(Kind::Channel).await.unwrap();

@@ -17,6 +17,46 @@ pub mod pbs;
 
 pub const LATEST: &str = "latest";
 
+/// A target's `latest` names a version newer (by name) than the one being
+/// pushed: a name taken while the clock ran ahead, or before it stepped
+/// back. `latest` is not moved back and the push is not counted as done;
+/// the pusher names the current content anew, after `latest`.
+#[derive(Debug)]
+pub struct NewerOnTarget {
+    pub latest: String,
+    pub pushed: String,
+}
+
+impl std::fmt::Display for NewerOnTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "failed to move latest to {}: the target's latest names {}, which is newer by name \
+             (named while the clock was ahead, or before it stepped back); the current content \
+             gets a newer name",
+            self.pushed, self.latest
+        )
+    }
+}
+
+impl std::error::Error for NewerOnTarget {}
+
+/// What a put does with a target's current `latest`: `Ok(true)` to move it
+/// to `pushed`, `Ok(false)` when it already names `pushed`, and
+/// [`NewerOnTarget`] when it names a newer version.
+pub fn should_move_latest(current: Option<&str>, pushed: &str) -> Result<bool> {
+    match current {
+        None => Ok(true),
+        Some(c) if c == pushed => Ok(false),
+        Some(c) if version::newer(pushed, c) => Ok(true),
+        Some(c) => Err(NewerOnTarget {
+            latest: c.to_string(),
+            pushed: pushed.to_string(),
+        }
+        .into()),
+    }
+}
+
 pub enum Backend {
     Directory(directory::DirStore),
     Object(object::ObjectTarget),
@@ -40,8 +80,9 @@ impl Backend {
         })
     }
 
-    /// Stores the artifact durably and moves `latest` to it unless the
-    /// target already names a newer version. Returns once acknowledged.
+    /// Stores the artifact durably and moves `latest` to it. Returns once
+    /// acknowledged; a target whose `latest` names a newer version is an
+    /// error ([`NewerOnTarget`]), never a silent success.
     pub async fn put(&self, a: &Artifact<'_>) -> Result<()> {
         match self {
             Backend::Directory(d) => d.put(a).await,
@@ -82,14 +123,15 @@ impl Backend {
 
     /// Applies retention where the tool owns it (directory, S3, WebDAV).
     /// OpenBao keeps `max_versions` of the mount; PBS has prune jobs.
-    pub async fn prune(&self, kind: Kind, r: &Retention) -> Result<usize> {
+    /// `keep`: plain names never deleted (the current version in state).
+    pub async fn prune(&self, kind: Kind, r: &Retention, keep: &[&str]) -> Result<usize> {
         let (names, latest) = match self {
             Backend::Directory(_) | Backend::Object(_) => {
                 (self.list(kind).await?, self.latest(kind).await?)
             }
             Backend::Openbao(_) | Backend::Pbs(_) => return Ok(0),
         };
-        let doomed = to_delete(kind, names, latest.as_deref(), r, chrono::Utc::now());
+        let doomed = to_delete(kind, names, latest.as_deref(), keep, r, chrono::Utc::now());
         for n in &doomed {
             match self {
                 Backend::Directory(d) => d.delete(kind, n).await?,
@@ -103,11 +145,14 @@ impl Backend {
 
 /// Retention: keep the newest `keep_last`; beyond those, delete what is
 /// older than `max_age_days` (or everything beyond, without an age limit).
-/// The newest version and the one `latest` names are never deleted.
+/// The newest version, the one `latest` names and those in `keep` (plain
+/// names: the current version in state, whatever its name sorts as) are
+/// never deleted.
 pub fn to_delete(
     kind: Kind,
     mut names: Vec<String>,
     latest: Option<&str>,
+    keep_names: &[&str],
     r: &Retention,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<String> {
@@ -119,6 +164,10 @@ pub fn to_delete(
         .into_iter()
         .skip(keep)
         .filter(|n| Some(n.as_str()) != latest)
+        .filter(|n| {
+            let plain = n.strip_suffix(version::AGE_SUFFIX).unwrap_or(n);
+            !keep_names.contains(&plain)
+        })
         .filter(|n| match r.max_age_days {
             None => true,
             Some(days) => version::time_of(kind, n)
@@ -143,7 +192,7 @@ mod tests {
             keep_last: 3,
             max_age_days: Some(45),
         };
-        let del = to_delete(Kind::Channel, names.clone(), Some(&names[9]), &r, now);
+        let del = to_delete(Kind::Channel, names.clone(), Some(&names[9]), &[], &r, now);
         // Kept: 3 newest; among the rest, days 30 and 40 are young enough;
         // day 90 is what `latest` names, so it stays too.
         assert_eq!(del, names[5..9].to_vec());
@@ -154,8 +203,35 @@ mod tests {
         let mut with_junk = names.clone();
         with_junk.push("latest".into());
         with_junk.push(".tmp-x".into());
-        let del = to_delete(Kind::Channel, with_junk, None, &r, now);
+        let del = to_delete(Kind::Channel, with_junk, None, &[], &r, now);
         assert_eq!(del.len(), 9);
         assert!(!del.contains(&names[0]));
+    }
+
+    /// keep_last=1 after a clock step: the version state names as current
+    /// sorts below one named while the clock was ahead; it must survive.
+    #[test]
+    fn retention_never_deletes_the_current_version() {
+        let now = chrono::Utc::now();
+        let current = version::channel_name(now, "0123456789ab");
+        let ahead = version::channel_name(now + chrono::Duration::days(300), "ffffffffffff");
+        let r = Retention {
+            keep_last: 1,
+            max_age_days: None,
+        };
+        let names = vec![format!("{current}.age"), format!("{ahead}.age")];
+        let del = to_delete(Kind::Channel, names, None, &[current.as_str()], &r, now);
+        assert!(del.is_empty(), "{del:?}");
+    }
+
+    #[test]
+    fn latest_moves_forward_only_and_refuses_loudly() {
+        let old = "channel.backup.20261121T070000.000000000Z.aaaaaaaaaaaa";
+        let new = "channel.backup.20261121T070001.000000000Z.bbbbbbbbbbbb";
+        assert!(should_move_latest(None, old).unwrap());
+        assert!(should_move_latest(Some(old), new).unwrap());
+        assert!(!should_move_latest(Some(new), new).unwrap());
+        let err = should_move_latest(Some(new), old).unwrap_err();
+        assert!(err.downcast_ref::<NewerOnTarget>().is_some(), "{err:#}");
     }
 }

@@ -145,10 +145,7 @@ impl ObjectTarget {
             .await
             .map_err(|e| flat(e, format!("failed to upload {key} to {}", self.what)))?;
         let current = self.latest(a.kind).await?;
-        if current
-            .as_deref()
-            .is_none_or(|c| version::newer(&a.name, c))
-        {
+        if super::should_move_latest(current.as_deref(), &a.name)? {
             let lk = self.key(a.kind, LATEST);
             self.store
                 .put(&lk, PutPayload::from(format!("{}\n", a.name).into_bytes()))

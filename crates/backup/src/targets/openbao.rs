@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
 
 use crate::manifest::{BaoAuth, TargetSpec};
-use crate::version::{self, Artifact, Kind};
+use crate::version::{Artifact, Kind};
 
 pub struct BaoTarget {
     /// Logged-in client, reused until an error drops the whole target
@@ -144,11 +144,11 @@ impl BaoTarget {
     pub async fn put(&self, a: &Artifact<'_>) -> Result<()> {
         let client = self.client().await?;
         let path = self.path_for(a.kind);
-        // Never let an older version become the current one.
-        if let Some(cur) = self.read_current(&client, a.kind).await? {
-            if !version::newer(&a.name, &cur.name) {
-                return Ok(());
-            }
+        // Never let an older version become the current one, and never
+        // report a write that did not happen as done.
+        let cur = self.read_current(&client, a.kind).await?;
+        if !super::should_move_latest(cur.as_ref().map(|c| c.name.as_str()), &a.name)? {
+            return Ok(()); // the current version is this one already
         }
         let content = base64::engine::general_purpose::STANDARD.encode(a.data);
         let what = format!("{}/{} on {}", self.mount, path, self.address);
