@@ -32,6 +32,7 @@ struct StatusReport<'a> {
     channel: Option<&'a state::Accepted>,
     snapshot: Option<&'a state::Accepted>,
     rejected: &'a state::Rejected,
+    source: &'a state::Source,
     targets: Vec<TargetStatus>,
     snapshot_targets: Vec<TargetStatus>,
 }
@@ -50,7 +51,9 @@ fn target_rows(m: &Manifest, st: &State, kind: Kind) -> Vec<TargetStatus> {
             TargetStatus {
                 name: t.name().into(),
                 kind: t.kind().into(),
-                current: newest.is_some_and(|n| lane.holds(n)),
+                // Unreadable channel.backup: nothing is known to be current.
+                current: newest.is_some_and(|n| lane.holds(n))
+                    && !(kind == Kind::Channel && st.source.failing),
                 age_seconds: lane.last_success.map(|s| (now - s).max(0.0)),
                 last_success: lane.last_success,
                 last_version: lane.last_name,
@@ -80,6 +83,7 @@ pub fn status(m: &Manifest, json: bool) -> Result<String> {
         channel: st.channel.as_ref(),
         snapshot: st.snapshot.as_ref(),
         rejected: &st.rejected,
+        source: &st.source,
         targets: target_rows(m, &st, Kind::Channel),
         snapshot_targets: if m.snapshot.is_some() {
             target_rows(m, &st, Kind::Snapshot)
@@ -100,6 +104,22 @@ pub fn status(m: &Manifest, json: bool) -> Result<String> {
             ago(Some(now - c.since))
         )),
         None => out.push_str("channel.backup: never read\n"),
+    }
+    let src = &st.source;
+    if src.failing {
+        out.push_str(&format!(
+            "CANNOT READ channel.backup since {}: {} (failed reads: {}; last good read {})\n",
+            ago(src.last_error_time.map(|t| now - t)),
+            src.last_error.as_deref().unwrap_or("?"),
+            src.read_failures_total,
+            ago(src.last_read.map(|t| now - t)),
+        ));
+    } else if src.last_read.is_some() {
+        out.push_str(&format!(
+            "channel.backup last read {} (failed reads: {})\n",
+            ago(src.last_read.map(|t| now - t)),
+            src.read_failures_total
+        ));
     }
     if st.rejected.total > 0 {
         out.push_str(&format!(

@@ -231,6 +231,28 @@ impl Engine {
             .await
     }
 
+    /// Records a read of channel.backup: `None` when its bytes were read,
+    /// else why not. Reaches state, `status` and the metrics, not only the log.
+    fn source_read(&self, error: Option<String>) {
+        let now = state::now();
+        let failing = error.is_some();
+        self.store.update(|s| match error {
+            None => {
+                s.source.last_read = Some(now);
+                s.source.failing = false;
+            }
+            Some(e) => {
+                s.source.read_failures_total += 1;
+                s.source.failing = true;
+                s.source.last_error = Some(e);
+                s.source.last_error_time = Some(now);
+            }
+        });
+        if failing {
+            notify::status("CANNOT READ channel.backup (see `chainstead-backup status`)");
+        }
+    }
+
     fn reject(&self, reason: &str) {
         tracing::error!(
             "refusing to push channel.backup: {reason}; the copies on every target are kept"
@@ -251,7 +273,22 @@ impl Engine {
         let read_at = Utc::now();
         let outcome = tokio::task::spawn_blocking(move || channel::read_stable(&path))
             .await
-            .context("failed to join the channel.backup reader")??;
+            .context("failed to join the channel.backup reader")?;
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                self.source_read(Some(format!("{e:#}")));
+                return Err(e);
+            }
+        };
+        if matches!(outcome, ReadOutcome::Missing) {
+            self.source_read(Some(format!(
+                "{} does not exist",
+                self.m.channel_backup.display()
+            )));
+        } else {
+            self.source_read(None);
+        }
         let data = match outcome {
             ReadOutcome::Missing => return Ok(Ingest::Missing),
             ReadOutcome::Rejected(r) => {

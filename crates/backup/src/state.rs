@@ -24,6 +24,9 @@ pub struct State {
     pub snapshot: Option<Accepted>,
     #[serde(default)]
     pub rejected: Rejected,
+    /// Reads of channel.backup itself (permissions, I/O errors, missing).
+    #[serde(default)]
+    pub source: Source,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetState>,
 }
@@ -42,6 +45,19 @@ pub struct Rejected {
     pub total: u64,
     pub last_time: Option<f64>,
     pub last_reason: Option<String>,
+}
+
+/// Whether channel.backup could be read. While it cannot, nothing new can
+/// reach the targets, so no target counts as up to date.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Source {
+    /// Last read that got the file's bytes (unix seconds).
+    pub last_read: Option<f64>,
+    pub read_failures_total: u64,
+    /// Set while the newest read failed, with why and since when.
+    pub failing: bool,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -188,6 +204,26 @@ pub fn render_metrics(st: &State) -> Textfile {
         &[],
         st.rejected.total as f64,
     );
+    t.family(
+        "chainstead_backup_source_read_failures_total",
+        "counter",
+        "Failed reads of channel.backup (permissions, I/O errors, missing file).",
+    )
+    .sample(
+        "chainstead_backup_source_read_failures_total",
+        &[],
+        st.source.read_failures_total as f64,
+    );
+    t.gauge(
+        "chainstead_backup_source_last_read_timestamp_seconds",
+        "Last time channel.backup was read (0 if never).",
+        st.source.last_read.unwrap_or(0.0),
+    );
+    t.gauge(
+        "chainstead_backup_source_readable",
+        "0 while the newest read of channel.backup failed.",
+        f64::from(u8::from(!st.source.failing)),
+    );
     let fams: [Family; 4] = [
         (
             "chainstead_backup_last_success_timestamp_seconds",
@@ -210,7 +246,7 @@ pub fn render_metrics(st: &State) -> Textfile {
         (
             "chainstead_backup_up_to_date",
             "gauge",
-            "1 if the target holds the newest accepted version.",
+            "1 if the target holds the newest accepted version (channel: 0 while channel.backup cannot be read).",
             |_| 0.0,
         ),
     ];
@@ -228,7 +264,9 @@ pub fn render_metrics(st: &State) -> Textfile {
                         Kind::Snapshot => st.snapshot.as_ref(),
                     };
                     match newest {
-                        Some(n) => f64::from(u8::from(lane.holds(n))),
+                        Some(n) => f64::from(u8::from(
+                            lane.holds(n) && !(k == Kind::Channel && st.source.failing),
+                        )),
                         None => continue,
                     }
                 } else {

@@ -806,3 +806,84 @@ fn clock_ahead_names_do_not_block_latest() {
     let held = dir_latest(&usb).unwrap().0;
     assert!(usb.join(&held).exists());
 }
+
+/// channel.backup becomes unreadable (here a symlink loop, ELOOP, which
+/// fails for root too; EACCES and EIO take the same path): status, its
+/// JSON and the metrics say so and no target counts as up to date, until
+/// the file can be read again.
+#[test]
+fn unreadable_channel_backup_is_reported_not_only_logged() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let usb = t.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([{"kind": "directory", "name": "usb", "path": usb}]),
+        ),
+    );
+    let good = payload(7);
+    lnd.write(&good);
+    let _pusher = spawn_watch(&manifest, t.path());
+    let prom = t.path().join("chainstead-backup.prom");
+    let up = "chainstead_backup_up_to_date{target=\"usb\",kind=\"directory\",artifact=\"channel\"}";
+    assert!(
+        wait_until(Duration::from_secs(20), || std::fs::read_to_string(&prom)
+            .is_ok_and(|p| p.contains(&format!("{up} 1")))),
+        "{}",
+        log(t.path())
+    );
+    // Replaced by rename, as LND does, with something that cannot be read.
+    let tmp = lnd.dir.join("temp-dont-use.backup");
+    std::os::unix::fs::symlink("channel.backup", &tmp).unwrap();
+    std::fs::rename(&tmp, lnd.path()).unwrap();
+    let failing = || {
+        let st = status_json(&manifest);
+        st["source"]["failing"] == true && st["targets"][0]["current"] == false
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), failing),
+        "{}\n{}",
+        status_json(&manifest),
+        log(t.path())
+    );
+    let st = status_json(&manifest);
+    assert!(st["source"]["read_failures_total"].as_u64().unwrap() >= 1);
+    assert!(st["source"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("channel.backup"));
+    let p = std::fs::read_to_string(&prom).unwrap();
+    assert!(p.contains(&format!("{up} 0")), "{p}");
+    assert!(p.contains("chainstead_backup_source_readable 0"), "{p}");
+    assert!(
+        !p.contains("chainstead_backup_source_read_failures_total 0\n"),
+        "{p}"
+    );
+    let o = run(&["status"], &manifest);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("CANNOT READ channel.backup"),
+        "{}",
+        text(&o)
+    );
+    // Readable again: back to normal.
+    lnd.write(&good);
+    assert!(
+        wait_until(Duration::from_secs(20), || status_json(&manifest)["source"]
+            ["failing"]
+            == false),
+        "{}",
+        log(t.path())
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&prom)
+            .is_ok_and(|p| p.contains(&format!("{up} 1"))
+                && p.contains(
+                    "chainstead_backup_source_last_read_timestamp_seconds 1"
+                ))),
+        "{}",
+        std::fs::read_to_string(&prom).unwrap()
+    );
+}
