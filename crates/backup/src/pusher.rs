@@ -75,8 +75,7 @@ impl Engine {
             m.state_dir.join("versions"),
             m.state_dir.join("tmp"),
         ] {
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("failed to create directory {}", d.display()))?;
+            state::create_dir_owned(&d)?;
         }
         let store = Arc::new(Store::open(&m.state_dir, m.metrics_file())?);
         let sealer = match &m.encryption {

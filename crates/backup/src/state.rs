@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use chainstead_common::fs::{write_atomic_owned, Owner};
 use chainstead_common::metrics::Textfile;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,48 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The owner to give files written into `dir`: when this process runs as
+/// root (`push` or `snapshot` by hand), the directory's owner, so the
+/// service user can still read and replace them; otherwise nobody is
+/// changed (an unprivileged process keeps its own identity).
+pub fn owner_for(dir: &Path) -> Owner {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Owner::default();
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.uid() != 0 => Owner {
+            uid: Some(m.uid()),
+            gid: Some(m.gid()),
+        },
+        _ => Owner::default(),
+    }
+}
+
+/// `create_dir_all`, giving each directory it creates the owner of the
+/// nearest existing ancestor (see [`owner_for`]).
+pub fn create_dir_owned(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.exists() {
+            break;
+        }
+        missing.push(d);
+        cur = d.parent();
+    }
+    let owner = cur.map(owner_for).unwrap_or_default();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create directory {}", dir.display()))?;
+    if owner != Owner::default() {
+        for d in missing {
+            std::os::unix::fs::chown(d, owner.uid, owner.gid)
+                .with_context(|| format!("failed to set the owner of {}", d.display()))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn state_path(state_dir: &Path) -> PathBuf {
     state_dir.join("state.json")
 }
@@ -176,9 +219,13 @@ impl Store {
 
     fn write(&self, st: &State) -> Result<()> {
         let json = serde_json::to_vec_pretty(st).context("failed to serialize state")?;
-        chainstead_common::fs::write_atomic(&state_path(&self.dir), &json, 0o600)?;
+        // Run as root, the files still belong to the state directory's
+        // owner: a root-owned 0600 state.json would lock the service out.
+        let owner = owner_for(&self.dir);
+        write_atomic_owned(&state_path(&self.dir), &json, 0o600, owner)?;
         if let Some(m) = &self.metrics {
-            render_metrics(st).write(m)?;
+            // World-readable, as node_exporter runs as its own user.
+            write_atomic_owned(m, render_metrics(st).render().as_bytes(), 0o644, owner)?;
         }
         Ok(())
     }

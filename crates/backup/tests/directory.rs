@@ -887,3 +887,56 @@ fn unreadable_channel_backup_is_reported_not_only_logged() {
         std::fs::read_to_string(&prom).unwrap()
     );
 }
+
+/// `push` run as root next to a service that runs as its own user: every
+/// file it leaves in the state directory (state.json, the metrics, the
+/// local copies) and in a directory target belongs to that directory's
+/// owner, not root, so the service can go on reading and replacing them.
+/// Needs root to change owners; as another user it checks nothing and says so.
+#[test]
+fn push_as_root_leaves_files_to_the_directory_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: cannot test owner changes");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let (uid, gid) = (65534, 65534);
+    let state = t.path().join("state");
+    let usb = t.path().join("usb");
+    let metrics = t.path().join("metrics");
+    for d in [&state, &usb, &metrics] {
+        std::fs::create_dir_all(d).unwrap();
+        std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
+    }
+    let mut m = base(
+        t.path(),
+        json!([{"kind": "directory", "name": "usb", "path": usb}]),
+    );
+    m["metrics_dir"] = json!(metrics);
+    let manifest = write_manifest(t.path(), &m);
+    lnd.write(&payload(9));
+    let o = run(&["push"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut checked = 0;
+    let mut check = |dir: &Path| {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            assert_eq!(
+                md.uid(),
+                uid,
+                "{} belongs to {}",
+                e.path().display(),
+                md.uid()
+            );
+            checked += 1;
+        }
+    };
+    check(&state);
+    check(&state.join("versions"));
+    check(&usb);
+    check(&metrics);
+    assert!(checked >= 7, "only {checked} files");
+}

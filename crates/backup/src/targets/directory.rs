@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chainstead_common::fs::write_atomic;
+use chainstead_common::fs::write_atomic_owned;
 
 use super::{should_move_latest, LATEST};
 use crate::version::{self, Artifact, Kind};
@@ -105,17 +105,19 @@ impl DirStore {
 
 fn put_blocking(dir: &std::path::Path, name: &str, data: &[u8]) -> Result<()> {
     if !dir.is_dir() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create directory {}", dir.display()))?;
+        crate::state::create_dir_owned(dir)?;
         if let Some(parent) = dir.parent() {
             chainstead_common::fs::sync_dir(parent)?;
         }
     }
+    // Written by root (`push` by hand), files keep the folder's owner, so
+    // the service user can read `latest` and the versions afterwards.
+    let owner = crate::state::owner_for(dir);
     let path = dir.join(name);
     // A complete copy of the same name is already there after a restart.
     let already = std::fs::read(&path).map(|b| b == data).unwrap_or(false);
     if !already {
-        write_atomic(&path, data, 0o600)?;
+        write_atomic_owned(&path, data, 0o600, owner)?;
     }
     let latest = dir.join(LATEST);
     let current = match std::fs::read_to_string(&latest) {
@@ -125,7 +127,7 @@ fn put_blocking(dir: &std::path::Path, name: &str, data: &[u8]) -> Result<()> {
     };
     let current = Some(current.as_str()).filter(|c| !c.is_empty());
     if should_move_latest(current, name)? {
-        write_atomic(&latest, format!("{name}\n").as_bytes(), 0o600)?;
+        write_atomic_owned(&latest, format!("{name}\n").as_bytes(), 0o600, owner)?;
     }
     Ok(())
 }
