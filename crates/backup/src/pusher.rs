@@ -208,6 +208,59 @@ impl Engine {
             .await;
     }
 
+    /// Under the state directory's lock (`held`): the name for content
+    /// `sha` read at `read_at`. It is the name state already gives that
+    /// content, unless a newer name was given out or seen since, else a new
+    /// one (`fresh(time)`) after every name any process gave out; it is
+    /// recorded in state before the lock is released. With `anew`, never
+    /// the old name, and `None` if another process made different content
+    /// current under a newer name (that one, not ours, is to become latest).
+    fn claim_name(
+        &self,
+        held: Option<&state::StateLock>,
+        kind: Kind,
+        sha: &str,
+        read_at: DateTime<Utc>,
+        anew: bool,
+        fresh: impl FnOnce(DateTime<Utc>) -> String,
+    ) -> Option<String> {
+        let mut out = None;
+        self.store.update_locked(held, |s| {
+            let current = match kind {
+                Kind::Channel => s.channel.clone(),
+                Kind::Snapshot => s.snapshot.clone(),
+            };
+            let mut seen: Vec<String> = s.named.get(kind.as_str()).cloned().into_iter().collect();
+            seen.extend(current.as_ref().map(|c| c.name.clone()));
+            seen.extend(
+                s.targets
+                    .values()
+                    .filter_map(|t| t.lane(kind).last_name.clone()),
+            );
+            for n in &seen {
+                self.raise_floor(kind, n);
+            }
+            let name = match current {
+                Some(c) if anew && c.sha256 != sha && !self.wanted_is_newest(kind, &c.name) => {
+                    return;
+                }
+                Some(c) if !anew && c.sha256 == sha && self.name_current(kind, &c.name) => c.name,
+                _ => fresh(self.next_time(kind, read_at)),
+            };
+            s.named.insert(kind.as_str().to_string(), name.clone());
+            out = Some(name);
+        });
+        out
+    }
+
+    /// True unless `other` is newer by name than the wanted version.
+    fn wanted_is_newest(&self, kind: Kind, other: &str) -> bool {
+        self.wanted(kind)
+            .borrow()
+            .as_ref()
+            .is_none_or(|v| !version::newer(other, &v.name))
+    }
+
     /// Names the wanted content of `kind` anew when a target showed a newer
     /// name, and publishes it under that name.
     async fn renew(&self, kind: Kind) -> Result<()> {
@@ -218,9 +271,19 @@ impl Engine {
         if self.name_current(kind, &v.name) {
             return Ok(());
         }
-        let t = self.next_time(kind, Utc::now());
-        let name = version::renamed(kind, &v.name, t)
-            .with_context(|| format!("failed to rename {}", v.name))?;
+        let lock = self.store.lock();
+        let old = v.name.clone();
+        let name = self.claim_name(lock.as_ref(), kind, &v.sha256, Utc::now(), true, |t| {
+            version::renamed(kind, &old, t).unwrap_or_else(|| old.clone())
+        });
+        drop(lock);
+        let Some(name) = name else {
+            tracing::info!(
+                "not naming {} anew: another process made newer content current",
+                v.name
+            );
+            return Ok(());
+        };
         tracing::warn!(
             "naming the current {} anew as {name} (was {}): a target holds a newer name",
             kind.as_str(),
@@ -266,42 +329,66 @@ impl Engine {
 
     /// Reads channel.backup; publishes it if it is new and valid.
     pub async fn ingest_channel(&self) -> Result<Ingest> {
+        let _naming = self.naming.lock().await;
         let path = self.m.channel_backup.clone();
         let seen = Instant::now();
-        // The name's time is the read's, not the time after LND answered.
-        let read_at = Utc::now();
-        let outcome = tokio::task::spawn_blocking(move || channel::read_stable(&path))
-            .await
-            .context("failed to join the channel.backup reader")?;
+        let store = self.store.clone();
+        // Read and name under the state directory's lock, so that of two
+        // processes (a `push` next to the service) the one that reads later
+        // names later. The name's time is the read's, not the time after
+        // LND answered.
+        let (lock, read_at, outcome) = tokio::task::spawn_blocking(move || {
+            let lock = store.lock();
+            let read_at = Utc::now();
+            (lock, read_at, channel::read_stable(&path))
+        })
+        .await
+        .context("failed to join the channel.backup reader")?;
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
+                drop(lock);
                 self.source_read(Some(format!("{e:#}")));
                 return Err(e);
             }
         };
-        if matches!(outcome, ReadOutcome::Missing) {
-            self.source_read(Some(format!(
-                "{} does not exist",
-                self.m.channel_backup.display()
-            )));
-        } else {
-            self.source_read(None);
-        }
         let data = match outcome {
-            ReadOutcome::Missing => return Ok(Ingest::Missing),
+            ReadOutcome::Missing => {
+                drop(lock);
+                self.source_read(Some(format!(
+                    "{} does not exist",
+                    self.m.channel_backup.display()
+                )));
+                return Ok(Ingest::Missing);
+            }
             ReadOutcome::Rejected(r) => {
+                drop(lock);
+                self.source_read(None);
                 self.reject(&r);
                 return Ok(Ingest::Rejected(r));
             }
             ReadOutcome::Good(d) => d,
         };
         let sha = channel::sha256_hex(&data);
-        if let Some(cur) = self.channel.borrow().as_ref() {
-            if cur.sha256 == sha && self.name_current(Kind::Channel, &cur.name) {
-                return Ok(Ingest::Unchanged);
-            }
+        let unchanged =
+            self.channel.borrow().as_ref().is_some_and(|cur| {
+                cur.sha256 == sha && self.name_current(Kind::Channel, &cur.name)
+            });
+        if unchanged {
+            drop(lock);
+            self.source_read(None);
+            return Ok(Ingest::Unchanged);
         }
+        // The same content as before a restart keeps its name, so targets
+        // that already hold it are not written again (unless a newer name
+        // was seen since: then it must be named anew to become latest).
+        let name = self
+            .claim_name(lock.as_ref(), Kind::Channel, &sha, read_at, false, |t| {
+                version::channel_name(t, &sha)
+            })
+            .context("failed to name the channel backup")?;
+        drop(lock);
+        self.source_read(None);
         if let Some(lnd) = &self.m.lnd {
             match channel::lnd_verify(lnd, &data).await {
                 LndVerdict::Accepted => {}
@@ -316,15 +403,6 @@ impl Engine {
                 }
             }
         }
-        // The same content as before a restart keeps its name, so targets
-        // that already hold it are not written again (unless a newer name
-        // was seen since: then it must be named anew to become latest).
-        let _naming = self.naming.lock().await;
-        let prev = self.store.snapshot().channel;
-        let name = match prev {
-            Some(p) if p.sha256 == sha && self.name_current(Kind::Channel, &p.name) => p.name,
-            _ => version::channel_name(self.next_time(Kind::Channel, read_at), &sha),
-        };
         self.publish(Kind::Channel, name.clone(), sha, data, seen)
             .await?;
         Ok(Ingest::New(name))
@@ -335,31 +413,39 @@ impl Engine {
         let Some(spec) = self.m.snapshot.clone() else {
             return Ok(Ingest::Missing);
         };
+        let _naming = self.naming.lock().await;
         let seen = Instant::now();
-        let read_at = Utc::now();
         let scratch = self.scratch.clone();
-        let built =
-            tokio::task::spawn_blocking(move || crate::snapshot::build(&spec.files, &scratch))
-                .await
-                .context("failed to join the snapshot builder")??;
+        let store = self.store.clone();
+        // Packed and named under the state directory's lock, as above.
+        let (lock, read_at, built) = tokio::task::spawn_blocking(move || {
+            let lock = store.lock();
+            let read_at = Utc::now();
+            (lock, read_at, crate::snapshot::build(&spec.files, &scratch))
+        })
+        .await
+        .context("failed to join the snapshot builder")?;
+        let built = built?;
         for f in &built.missing {
             tracing::warn!("snapshot: {} does not exist, left out", f.display());
         }
-        if let Some(cur) = self.snapshot.borrow().as_ref() {
-            if cur.sha256 == built.sha256_hex && self.name_current(Kind::Snapshot, &cur.name) {
-                return Ok(Ingest::Unchanged);
-            }
+        let unchanged = self.snapshot.borrow().as_ref().is_some_and(|cur| {
+            cur.sha256 == built.sha256_hex && self.name_current(Kind::Snapshot, &cur.name)
+        });
+        if unchanged {
+            return Ok(Ingest::Unchanged);
         }
-        let _naming = self.naming.lock().await;
-        let prev = self.store.snapshot().snapshot;
-        let name = match prev {
-            Some(p)
-                if p.sha256 == built.sha256_hex && self.name_current(Kind::Snapshot, &p.name) =>
-            {
-                p.name
-            }
-            _ => version::snapshot_name(self.next_time(Kind::Snapshot, read_at), &built.nix32),
-        };
+        let name = self
+            .claim_name(
+                lock.as_ref(),
+                Kind::Snapshot,
+                &built.sha256_hex,
+                read_at,
+                false,
+                |t| version::snapshot_name(t, &built.nix32),
+            )
+            .context("failed to name the snapshot")?;
+        drop(lock);
         self.publish(
             Kind::Snapshot,
             name.clone(),

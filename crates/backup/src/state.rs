@@ -30,6 +30,10 @@ pub struct State {
     pub source: Source,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetState>,
+    /// Per kind ("channel", "snapshot"): the newest name any process gave
+    /// out, so the next one, from whichever process, is after it.
+    #[serde(default)]
+    pub named: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +183,34 @@ pub fn load(state_dir: &Path) -> Result<State> {
     }
 }
 
+/// An exclusive `flock` on `<state_dir>/lock`, released on drop.
+pub type StateLock = nix::fcntl::Flock<std::fs::File>;
+
+/// Blocks until this process holds the state directory's lock.
+pub fn lock_dir(dir: &Path) -> Result<StateLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = dir.join("lock");
+    let existed = p.exists();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&p)
+        // Left by another user (an older root `push`): reading is enough.
+        .or_else(|_| std::fs::File::open(&p))
+        .with_context(|| format!("failed to open the lock file {}", p.display()))?;
+    let owner = owner_for(dir);
+    if !existed && owner != Owner::default() {
+        std::os::unix::fs::fchown(&file, owner.uid, owner.gid)
+            .with_context(|| format!("failed to set the owner of {}", p.display()))?;
+    }
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("failed to lock {}", p.display()))
+}
+
 /// The shared state of a running pusher; every change is written through.
 pub struct Store {
     state: Mutex<State>,
@@ -204,13 +236,43 @@ impl Store {
         }
     }
 
-    /// Applies `f` and writes the state file and metrics. A failed write is
-    /// logged, not fatal: pushing matters more than bookkeeping.
+    /// Takes the state directory's lock (`flock` on `<state_dir>/lock`),
+    /// waiting for another process (a `push` next to the service) to
+    /// finish its read-name-record step. `None` (logged) if the lock file
+    /// cannot be opened: bookkeeping then goes on unserialised.
+    pub fn lock(&self) -> Option<StateLock> {
+        match lock_dir(&self.dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                None
+            }
+        }
+    }
+
+    /// Applies `f` and writes the state file and metrics, under the state
+    /// directory's lock. A failed write is logged, not fatal: pushing
+    /// matters more than bookkeeping.
     pub fn update(&self, f: impl FnOnce(&mut State)) {
+        let lock = self.lock();
+        self.update_locked(lock.as_ref(), f);
+    }
+
+    /// [`Store::update`] for a caller that holds the lock already (taking
+    /// it again from the same process would wait forever). The state is
+    /// read from disk first: another process may have changed it.
+    pub fn update_locked(&self, _held: Option<&StateLock>, f: impl FnOnce(&mut State)) {
         let mut g = match self.state.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        match load(&self.dir) {
+            Ok(mut disk) => {
+                disk.version = 1;
+                *g = disk;
+            }
+            Err(e) => tracing::warn!("{e:#} (keeping the state in memory)"),
+        }
         f(&mut g);
         if let Err(e) = self.write(&g) {
             tracing::warn!("{e:#}");
@@ -332,4 +394,45 @@ pub fn render_metrics(st: &State) -> Textfile {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several processes (here: stores on one directory, in threads) that
+    /// update state.json at once lose no update: each reads the file under
+    /// the directory's lock before changing it.
+    #[test]
+    fn concurrent_writers_serialise() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<Store> = (0..4)
+            .map(|_| Store::open(dir.path(), None).unwrap())
+            .collect();
+        std::thread::scope(|sc| {
+            for st in &stores {
+                sc.spawn(move || {
+                    for _ in 0..50 {
+                        st.update(|s| s.rejected.total += 1);
+                    }
+                });
+            }
+        });
+        assert_eq!(load(dir.path()).unwrap().rejected.total, 200);
+        // A lock held elsewhere makes an update wait for it.
+        let held = lock_dir(dir.path()).unwrap();
+        let t = std::thread::spawn({
+            let dir = dir.path().to_path_buf();
+            move || {
+                Store::open(&dir, None)
+                    .unwrap()
+                    .update(|s| s.rejected.total = 1000)
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(load(dir.path()).unwrap().rejected.total, 200);
+        drop(held);
+        t.join().unwrap();
+        assert_eq!(load(dir.path()).unwrap().rejected.total, 1000);
+    }
 }

@@ -940,3 +940,47 @@ fn push_as_root_leaves_files_to_the_directory_owner() {
     check(&metrics);
     assert!(checked >= 7, "only {checked} files");
 }
+
+/// `push` by hand, several at once, next to the running service while LND
+/// keeps rewriting: every push succeeds, state.json stays whole, and the
+/// end state everywhere is the newest content under the newest name.
+#[test]
+fn pushes_next_to_the_service_serialise() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let usb = t.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let manifest = write_manifest(
+        t.path(),
+        &base(
+            t.path(),
+            json!([{"kind": "directory", "name": "usb", "path": usb}]),
+        ),
+    );
+    lnd.write(&payload(100));
+    let _pusher = spawn_watch(&manifest, t.path());
+    let last = 112;
+    std::thread::scope(|sc| {
+        let mut pushes = Vec::new();
+        for i in 101..=last {
+            lnd.write(&payload(i));
+            let manifest = manifest.clone();
+            pushes.push(sc.spawn(move || run(&["push", "--timeout", "30"], &manifest)));
+        }
+        for p in pushes {
+            let o = p.join().unwrap();
+            assert!(o.status.success(), "{}", text(&o));
+        }
+    });
+    let newest = payload(last);
+    let ok = wait_until(Duration::from_secs(20), || {
+        let st = status_json(&manifest);
+        dir_latest(&usb).is_some_and(|(n, d)| {
+            d == newest
+                && st["channel"]["name"] == n.as_str()
+                && st["targets"][0]["current"] == true
+        })
+    });
+    assert!(ok, "{}\n{}", status_json(&manifest), log(t.path()));
+    assert_all_complete(&usb);
+}
