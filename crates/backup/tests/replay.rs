@@ -116,6 +116,23 @@ fn pbs_gets_the_password_by_descriptor_never_argv_or_env() {
         .unwrap()
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    // Config snapshots go to their own backup group, so PBS prune
+    // keep-last never drops channel backups for them.
+    let conf = t.path().join("lnd.conf");
+    std::fs::write(&conf, "alias=node1\n").unwrap();
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["snapshot"] = json!({"files": [conf]});
+    let manifest = write_manifest(t.path(), &m);
+    let o = run(&["snapshot"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    let argv = std::fs::read_to_string(rec.join("argv")).unwrap();
+    let args: Vec<&str> = argv.lines().collect();
+    assert!(args[1].starts_with("config_snapshot.img:"), "{argv}");
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--backup-id", "node1-lnd-config"]),
+        "{argv}"
+    );
     // A failing client is a clear, retried error.
     std::fs::write(rec.join("fail"), b"").unwrap();
     lnd.write(&payload(22));

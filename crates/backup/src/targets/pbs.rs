@@ -71,6 +71,17 @@ impl PbsTarget {
         }
     }
 
+    /// The backup group's id: channel backups and config snapshots go to
+    /// separate groups (`<backup_id>` and `<backup_id>-config`), so a PBS
+    /// prune `keep-last` counts each on its own and "the newest snapshot"
+    /// of the channel group is always a channel backup.
+    pub fn backup_id(&self, kind: Kind) -> String {
+        match kind {
+            Kind::Channel => self.backup_id.clone(),
+            Kind::Snapshot => format!("{}-config", self.backup_id),
+        }
+    }
+
     /// The argv (without the program) for one upload of `file`.
     pub fn args(&self, kind: Kind, file: &Path) -> Vec<String> {
         let mut a = vec![
@@ -81,7 +92,7 @@ impl PbsTarget {
             "--backup-type".into(),
             "host".into(),
             "--backup-id".into(),
-            self.backup_id.clone(),
+            self.backup_id(kind),
         ];
         if let Some(ns) = &self.namespace {
             a.push("--ns".into());
@@ -139,5 +150,28 @@ impl PbsTarget {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_backups_and_snapshots_use_separate_groups() {
+        let spec: TargetSpec = serde_json::from_value(serde_json::json!({
+            "kind": "pbs", "name": "pbs", "repository": "backup@pbs@pbs.lan:store1",
+            "password_file": "/run/chainstead/secrets/backup/pbs", "backup_id": "node1-lnd",
+            "client_binary": "/run/current-system/sw/bin/proxmox-backup-client",
+        }))
+        .unwrap();
+        let t = PbsTarget::from_spec(&spec, Path::new("/tmp")).unwrap();
+        let id = |k| {
+            let a = t.args(k, Path::new("/tmp/x"));
+            let i = a.iter().position(|x| x == "--backup-id").unwrap();
+            a[i + 1].clone()
+        };
+        assert_eq!(id(Kind::Channel), "node1-lnd");
+        assert_eq!(id(Kind::Snapshot), "node1-lnd-config");
     }
 }
