@@ -58,6 +58,19 @@ fn raise(floors: &mut HashMap<Kind, DateTime<Utc>>, kind: Kind, name: &str) {
     }
 }
 
+/// What a read under the state lock found (before LND is asked).
+enum Read {
+    Failed(anyhow::Error),
+    Missing,
+    Rejected(String),
+    Unchanged,
+    Named {
+        name: String,
+        sha: String,
+        data: Vec<u8>,
+    },
+}
+
 /// What one read of channel.backup (or one snapshot) led to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ingest {
@@ -328,66 +341,69 @@ impl Engine {
     }
 
     /// Reads channel.backup; publishes it if it is new and valid.
-    pub async fn ingest_channel(&self) -> Result<Ingest> {
+    pub async fn ingest_channel(self: &Arc<Self>) -> Result<Ingest> {
         let _naming = self.naming.lock().await;
-        let path = self.m.channel_backup.clone();
         let seen = Instant::now();
-        let store = self.store.clone();
+        let me = self.clone();
         // Read and name under the state directory's lock, so that of two
         // processes (a `push` next to the service) the one that reads later
         // names later. The name's time is the read's, not the time after
-        // LND answered.
-        let (lock, read_at, outcome) = tokio::task::spawn_blocking(move || {
-            let lock = store.lock();
+        // LND answered. All of it runs on a blocking thread: the lock is
+        // never held by a task that waits for a runtime worker, which other
+        // tasks may be blocking while they wait for the lock.
+        let read = tokio::task::spawn_blocking(move || {
+            let lock = me.store.lock();
             let read_at = Utc::now();
-            (lock, read_at, channel::read_stable(&path))
+            let data = match channel::read_stable(&me.m.channel_backup) {
+                Err(e) => return Read::Failed(e),
+                Ok(ReadOutcome::Missing) => return Read::Missing,
+                Ok(ReadOutcome::Rejected(r)) => return Read::Rejected(r),
+                Ok(ReadOutcome::Good(d)) => d,
+            };
+            let sha = channel::sha256_hex(&data);
+            let unchanged =
+                me.channel.borrow().as_ref().is_some_and(|cur| {
+                    cur.sha256 == sha && me.name_current(Kind::Channel, &cur.name)
+                });
+            if unchanged {
+                return Read::Unchanged;
+            }
+            // The same content as before a restart keeps its name, so
+            // targets that already hold it are not written again (unless a
+            // newer name was seen since: then it is named anew).
+            let name = me.claim_name(lock.as_ref(), Kind::Channel, &sha, read_at, false, |t| {
+                version::channel_name(t, &sha)
+            });
+            match name {
+                Some(name) => Read::Named { name, sha, data },
+                None => Read::Failed(anyhow::anyhow!("failed to name the channel backup")),
+            }
         })
         .await
         .context("failed to join the channel.backup reader")?;
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                drop(lock);
+        let (name, sha, data) = match read {
+            Read::Failed(e) => {
                 self.source_read(Some(format!("{e:#}")));
                 return Err(e);
             }
-        };
-        let data = match outcome {
-            ReadOutcome::Missing => {
-                drop(lock);
+            Read::Missing => {
                 self.source_read(Some(format!(
                     "{} does not exist",
                     self.m.channel_backup.display()
                 )));
                 return Ok(Ingest::Missing);
             }
-            ReadOutcome::Rejected(r) => {
-                drop(lock);
+            Read::Rejected(r) => {
                 self.source_read(None);
                 self.reject(&r);
                 return Ok(Ingest::Rejected(r));
             }
-            ReadOutcome::Good(d) => d,
+            Read::Unchanged => {
+                self.source_read(None);
+                return Ok(Ingest::Unchanged);
+            }
+            Read::Named { name, sha, data } => (name, sha, data),
         };
-        let sha = channel::sha256_hex(&data);
-        let unchanged =
-            self.channel.borrow().as_ref().is_some_and(|cur| {
-                cur.sha256 == sha && self.name_current(Kind::Channel, &cur.name)
-            });
-        if unchanged {
-            drop(lock);
-            self.source_read(None);
-            return Ok(Ingest::Unchanged);
-        }
-        // The same content as before a restart keeps its name, so targets
-        // that already hold it are not written again (unless a newer name
-        // was seen since: then it must be named anew to become latest).
-        let name = self
-            .claim_name(lock.as_ref(), Kind::Channel, &sha, read_at, false, |t| {
-                version::channel_name(t, &sha)
-            })
-            .context("failed to name the channel backup")?;
-        drop(lock);
         self.source_read(None);
         if let Some(lnd) = &self.m.lnd {
             match channel::lnd_verify(lnd, &data).await {
@@ -409,52 +425,64 @@ impl Engine {
     }
 
     /// Packs the snapshot set; publishes it if its content changed.
-    pub async fn ingest_snapshot(&self) -> Result<Ingest> {
-        let Some(spec) = self.m.snapshot.clone() else {
+    pub async fn ingest_snapshot(self: &Arc<Self>) -> Result<Ingest> {
+        if self.m.snapshot.is_none() {
             return Ok(Ingest::Missing);
-        };
+        }
         let _naming = self.naming.lock().await;
         let seen = Instant::now();
-        let scratch = self.scratch.clone();
-        let store = self.store.clone();
-        // Packed and named under the state directory's lock, as above.
-        let (lock, read_at, built) = tokio::task::spawn_blocking(move || {
-            let lock = store.lock();
+        let me = self.clone();
+        // Packed and named under the state directory's lock, on a blocking
+        // thread, as above.
+        let read = tokio::task::spawn_blocking(move || {
+            let lock = me.store.lock();
             let read_at = Utc::now();
-            (lock, read_at, crate::snapshot::build(&spec.files, &scratch))
-        })
-        .await
-        .context("failed to join the snapshot builder")?;
-        let built = built?;
-        for f in &built.missing {
-            tracing::warn!("snapshot: {} does not exist, left out", f.display());
-        }
-        let unchanged = self.snapshot.borrow().as_ref().is_some_and(|cur| {
-            cur.sha256 == built.sha256_hex && self.name_current(Kind::Snapshot, &cur.name)
-        });
-        if unchanged {
-            return Ok(Ingest::Unchanged);
-        }
-        let name = self
-            .claim_name(
+            let Some(spec) = me.m.snapshot.as_ref() else {
+                return Read::Missing;
+            };
+            let built = match crate::snapshot::build(&spec.files, &me.scratch) {
+                Ok(b) => b,
+                Err(e) => return Read::Failed(e),
+            };
+            for f in &built.missing {
+                tracing::warn!("snapshot: {} does not exist, left out", f.display());
+            }
+            let unchanged = me.snapshot.borrow().as_ref().is_some_and(|cur| {
+                cur.sha256 == built.sha256_hex && me.name_current(Kind::Snapshot, &cur.name)
+            });
+            if unchanged {
+                return Read::Unchanged;
+            }
+            let name = me.claim_name(
                 lock.as_ref(),
                 Kind::Snapshot,
                 &built.sha256_hex,
                 read_at,
                 false,
                 |t| version::snapshot_name(t, &built.nix32),
-            )
-            .context("failed to name the snapshot")?;
-        drop(lock);
-        self.publish(
-            Kind::Snapshot,
-            name.clone(),
-            built.sha256_hex,
-            built.nar,
-            seen,
-        )
-        .await?;
-        Ok(Ingest::New(name))
+            );
+            match name {
+                Some(name) => Read::Named {
+                    name,
+                    sha: built.sha256_hex,
+                    data: built.nar,
+                },
+                None => Read::Failed(anyhow::anyhow!("failed to name the snapshot")),
+            }
+        })
+        .await
+        .context("failed to join the snapshot builder")?;
+        match read {
+            Read::Failed(e) => Err(e),
+            Read::Missing => Ok(Ingest::Missing),
+            Read::Rejected(r) => Ok(Ingest::Rejected(r)),
+            Read::Unchanged => Ok(Ingest::Unchanged),
+            Read::Named { name, sha, data } => {
+                self.publish(Kind::Snapshot, name.clone(), sha, data, seen)
+                    .await?;
+                Ok(Ingest::New(name))
+            }
+        }
     }
 
     async fn publish(
