@@ -91,6 +91,7 @@ fn bench_latency_cpu_rss() {
     std::fs::write(t.path().join("token"), "s.bench\n").unwrap();
     let bao = json!({"kind": "openbao", "name": "openbao", "address": srv.url(),
                      "auth": {"token": {"token_file": t.path().join("token")}}, "mount": "secret", "path": "lnd/channel-backup"});
+    std::fs::create_dir_all(t.path().join("dir")).unwrap();
     let mut targets = vec![
         json!({"kind": "directory", "name": "directory", "path": t.path().join("dir")}),
         dav,

@@ -283,6 +283,7 @@ fn lnd_verify_refuses_what_lnd_refuses() {
         t.path(),
         json!([{"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
     );
+    std::fs::create_dir_all(t.path().join("usb")).unwrap();
     m["lnd"] = json!({"rest_url": srv.url(), "macaroon_file": t.path().join("readonly.macaroon")});
     let manifest = write_manifest(t.path(), &m);
     let good = payload(41);

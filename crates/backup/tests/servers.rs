@@ -55,6 +55,7 @@ fn webdav_burst_outage_and_catch_up() {
             json!([dav, bao, {"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
         ),
     );
+    std::fs::create_dir_all(t.path().join("usb")).unwrap();
     lnd.write(&payload(0));
     let _pusher = spawn_watch(&manifest, t.path());
     let dav_dir = served.join("node1/lnd");
@@ -154,6 +155,7 @@ fn garage_burst_wrong_secret_verify_restore() {
             json!([good, wrong, {"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
         ),
     );
+    std::fs::create_dir_all(t.path().join("usb")).unwrap();
     lnd.write(&payload(0));
     let _pusher = spawn_watch(&manifest, t.path());
     let n = 250;

@@ -29,10 +29,11 @@ impl DirStore {
     }
 
     pub async fn put(&self, a: &Artifact<'_>) -> Result<()> {
+        let root = self.root.clone();
         let dir = self.folder(a.kind);
         let name = a.name.clone();
         let data = a.data.to_vec();
-        tokio::task::spawn_blocking(move || put_blocking(&dir, &name, &data))
+        tokio::task::spawn_blocking(move || put_blocking(&root, &dir, &name, &data))
             .await
             .context("failed to join a directory write")?
     }
@@ -103,11 +104,38 @@ impl DirStore {
     }
 }
 
-fn put_blocking(dir: &std::path::Path, name: &str, data: &[u8]) -> Result<()> {
+fn put_blocking(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    data: &[u8],
+) -> Result<()> {
+    // The target's folder must exist: it is never created, so a disk that
+    // is not mounted fails this target instead of filling the root file
+    // system below an empty mount point.
+    if !root.is_dir() {
+        anyhow::bail!(
+            "failed to write to {}: the folder does not exist (disk not mounted?); \
+             it is not created, so create it (or mount the disk) to use this target",
+            root.display()
+        );
+    }
     if !dir.is_dir() {
-        crate::state::create_dir_owned(dir)?;
-        if let Some(parent) = dir.parent() {
-            chainstead_common::fs::sync_dir(parent)?;
+        // A sub-folder inside the root (snapshots/) is created, one level.
+        match std::fs::create_dir(dir) {
+            Ok(()) => {
+                let owner = crate::state::owner_for(root);
+                if owner != chainstead_common::fs::Owner::default() {
+                    std::os::unix::fs::chown(dir, owner.uid, owner.gid)
+                        .with_context(|| format!("failed to set the owner of {}", dir.display()))?;
+                }
+                chainstead_common::fs::sync_dir(root)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to create directory {}", dir.display()))
+            }
         }
     }
     // Written by root (`push` by hand), files keep the folder's owner, so
@@ -136,10 +164,33 @@ fn put_blocking(dir: &std::path::Path, name: &str, data: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A missing target folder (an unmounted disk) fails the push with its
+    /// path and is not created; sub-folders inside an existing one are.
+    #[tokio::test]
+    async fn missing_root_is_an_error_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("usb");
+        let d = DirStore::new(root.clone());
+        let snap = Artifact {
+            kind: Kind::Snapshot,
+            name: "snapshot.20261121T070000.000000000Z.abc.nar".into(),
+            data: b"nar",
+        };
+        let err = d.put(&snap).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(&root.display().to_string()), "{text}");
+        assert!(text.contains("does not exist"), "{text}");
+        assert!(!root.exists(), "the target folder was created");
+        std::fs::create_dir(&root).unwrap();
+        d.put(&snap).await.unwrap();
+        assert!(root.join("snapshots").join(&snap.name).is_file());
+    }
+
     #[tokio::test]
     async fn put_moves_latest_forward_only() {
         let dir = tempfile::tempdir().unwrap();
         let d = DirStore::new(dir.path().join("t"));
+        std::fs::create_dir(dir.path().join("t")).unwrap();
         let a = |name: &str, data: &'static [u8]| Artifact {
             kind: Kind::Channel,
             name: name.into(),
