@@ -758,6 +758,35 @@ impl Engine {
     }
 }
 
+/// Watches `dir` again after it was replaced: at once, or as soon as the
+/// new directory appears (for up to 10 s; after that the reconcile timer
+/// retries). Then a read is kicked, as a change may have been missed.
+async fn rewatch(
+    mut watches: inotify::Watches,
+    dirs: Arc<Mutex<HashMap<inotify::WatchDescriptor, PathBuf>>>,
+    dir: PathBuf,
+    mask: inotify::WatchMask,
+    kicks: [Arc<Notify>; 2],
+) {
+    for _ in 0..200 {
+        if let Ok(wd) = watches.add(&dir, mask) {
+            if let Ok(mut g) = dirs.lock() {
+                g.insert(wd, dir.clone());
+            }
+            tracing::info!("watching {} again (it was replaced)", dir.display());
+            for k in &kicks {
+                k.notify_one();
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::warn!(
+        "failed to watch {} again after it was replaced (retrying at the next reconcile)",
+        dir.display()
+    );
+}
+
 /// `watch`: the service. READY once the manifest is loaded and the engine
 /// is set up; then inotify, a startup push, a reconcile every interval and
 /// snapshots on their timer and on change, until SIGTERM.
@@ -789,7 +818,13 @@ pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
             }
         }
     }
-    let mask = inotify::WatchMask::MOVED_TO | inotify::WatchMask::CLOSE_WRITE;
+    // DELETE_SELF/MOVE_SELF: the watched directory itself was removed or
+    // renamed away (replaced); IGNORED follows when the kernel drops a
+    // watch. Either way the path is watched anew at once.
+    let mask = inotify::WatchMask::MOVED_TO
+        | inotify::WatchMask::CLOSE_WRITE
+        | inotify::WatchMask::DELETE_SELF
+        | inotify::WatchMask::MOVE_SELF;
     let add_watches = {
         let dirs = dirs.clone();
         let watched = watched.clone();
@@ -820,12 +855,34 @@ pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
             dirs.clone(),
             m.clone(),
         );
+        let watches = watches.clone();
         tokio::spawn(async move {
             while let Some(ev) = events.next().await {
                 let Ok(ev) = ev else { continue };
                 if ev.mask.contains(inotify::EventMask::Q_OVERFLOW) {
                     ck.notify_one();
                     sk.notify_one();
+                    continue;
+                }
+                let gone = inotify::EventMask::IGNORED
+                    | inotify::EventMask::DELETE_SELF
+                    | inotify::EventMask::MOVE_SELF;
+                if ev.mask.intersects(gone) {
+                    // A stale descriptor is dropped; a moved directory's
+                    // watch (still alive, on the old inode) is removed.
+                    let path = dirs.lock().ok().and_then(|mut g| g.remove(&ev.wd));
+                    if ev.mask.contains(inotify::EventMask::MOVE_SELF) {
+                        let _ = watches.clone().remove(ev.wd.clone());
+                    }
+                    if let Some(dir) = path {
+                        tokio::spawn(rewatch(
+                            watches.clone(),
+                            dirs.clone(),
+                            dir,
+                            mask,
+                            [ck.clone(), sk.clone()],
+                        ));
+                    }
                     continue;
                 }
                 let (Some(name), Some(dir)) = (

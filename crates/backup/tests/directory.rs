@@ -993,3 +993,45 @@ fn pushes_next_to_the_service_serialise() {
     assert!(ok, "{}\n{}", status_json(&manifest), log(t.path()));
     assert_all_complete(&usb);
 }
+
+/// LND's directory replaced while the service runs (moved away and a new
+/// one put in its place, as a restore or a re-created data dir does): the
+/// new directory is watched at once, so a change in it is pushed without
+/// waiting for the (here one-hour) reconcile.
+#[test]
+fn replaced_lnd_directory_is_watched_again_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let usb = t.path().join("usb");
+    let mut m = base(
+        t.path(),
+        json!([{"kind": "directory", "name": "usb", "path": usb}]),
+    );
+    m["reconcile_interval_secs"] = json!(3600);
+    let manifest = write_manifest(t.path(), &m);
+    lnd.write(&payload(60));
+    let _pusher = spawn_watch(&manifest, t.path());
+    assert!(
+        wait_until(Duration::from_secs(20), || dir_latest(&usb)
+            .is_some_and(|(_, d)| d == payload(60))),
+        "{}",
+        log(t.path())
+    );
+    std::fs::rename(&lnd.dir, t.path().join("lnd.old")).unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    lnd.write(&payload(61));
+    // A later change in the new directory is seen by inotify, too.
+    std::thread::sleep(Duration::from_millis(600));
+    lnd.write(&payload(62));
+    assert!(
+        wait_until(Duration::from_secs(20), || dir_latest(&usb)
+            .is_some_and(|(_, d)| d == payload(62))),
+        "the new directory was not watched:\n{}",
+        log(t.path())
+    );
+    // The moved-away directory is no longer watched: a write there is not
+    // taken for LND's file.
+    std::fs::write(t.path().join("lnd.old/channel.backup"), payload(63)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dir_latest(&usb).unwrap().1, payload(62));
+}
