@@ -119,6 +119,9 @@ pub enum LndVerdict {
     /// LND could not answer (down, starting, locked): push anyway, as the
     /// newest file is more valuable off the host than held back.
     Unverifiable(String),
+    /// LND refused the macaroon (a wrong or rotated file): pushed anyway,
+    /// like `Unverifiable`, but counted, as it will not fix itself.
+    Unauthorized(String),
 }
 
 /// `POST /v1/channels/backup/verify` with a `lnrpcChanBackupSnapshot` body:
@@ -177,17 +180,27 @@ async fn lnd_verify_inner(cfg: &LndVerify, data: &[u8]) -> Result<LndVerdict> {
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
         .unwrap_or(text);
     let lower = message.to_lowercase();
+    // A macaroon LND does not accept: HTTP 401/403, or gRPC errors about
+    // the macaroon, which the REST gateway may send with another status
+    // (a macaroon signed by another root key fails with "verification
+    // failed: signature mismatch").
+    let auth = ["macaroon", "permission denied", "signature mismatch"];
+    if status == reqwest::StatusCode::UNAUTHORIZED
+        || status == reqwest::StatusCode::FORBIDDEN
+        || auth.iter().any(|n| lower.contains(n))
+    {
+        return Ok(LndVerdict::Unauthorized(format!(
+            "LND refused the macaroon {} ({status}): {message}",
+            cfg.macaroon_file.display()
+        )));
+    }
     let not_ready = [
         "waiting to start",
         "not yet ready",
         "wallet locked",
         "unlock",
-        "macaroon",
-        "permission denied",
     ];
-    if status == reqwest::StatusCode::UNAUTHORIZED
-        || status == reqwest::StatusCode::FORBIDDEN
-        || status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
         || not_ready.iter().any(|n| lower.contains(n))
     {
         return Ok(LndVerdict::Unverifiable(format!(

@@ -33,6 +33,7 @@ struct StatusReport<'a> {
     snapshot: Option<&'a state::Accepted>,
     rejected: &'a state::Rejected,
     source: &'a state::Source,
+    lnd_auth: &'a state::LndAuth,
     targets: Vec<TargetStatus>,
     snapshot_targets: Vec<TargetStatus>,
 }
@@ -84,6 +85,7 @@ pub fn status(m: &Manifest, json: bool) -> Result<String> {
         snapshot: st.snapshot.as_ref(),
         rejected: &st.rejected,
         source: &st.source,
+        lnd_auth: &st.lnd_auth,
         targets: target_rows(m, &st, Kind::Channel),
         snapshot_targets: if m.snapshot.is_some() {
             target_rows(m, &st, Kind::Snapshot)
@@ -119,6 +121,14 @@ pub fn status(m: &Manifest, json: bool) -> Result<String> {
             "channel.backup last read {} (failed reads: {})\n",
             ago(src.last_read.map(|t| now - t)),
             src.read_failures_total
+        ));
+    }
+    if st.lnd_auth.failures_total > 0 {
+        out.push_str(&format!(
+            "LND refused the verify macaroon: {} times (last {}: {})\n",
+            st.lnd_auth.failures_total,
+            ago(st.lnd_auth.last_error_time.map(|t| now - t)),
+            st.lnd_auth.last_error.as_deref().unwrap_or("?")
         ));
     }
     if st.rejected.total > 0 {

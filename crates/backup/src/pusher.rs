@@ -417,6 +417,15 @@ impl Engine {
                         "could not ask LND to verify channel.backup, pushing it anyway: {r}"
                     )
                 }
+                LndVerdict::Unauthorized(r) => {
+                    tracing::error!("{r}; pushing channel.backup unverified");
+                    let now = state::now();
+                    self.store.update(|s| {
+                        s.lnd_auth.failures_total += 1;
+                        s.lnd_auth.last_error = Some(r);
+                        s.lnd_auth.last_error_time = Some(now);
+                    });
+                }
             }
         }
         self.publish(Kind::Channel, name.clone(), sha, data, seen)

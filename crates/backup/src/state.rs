@@ -28,6 +28,9 @@ pub struct State {
     /// Reads of channel.backup itself (permissions, I/O errors, missing).
     #[serde(default)]
     pub source: Source,
+    /// LND refusing the verify call's macaroon.
+    #[serde(default)]
+    pub lnd_auth: LndAuth,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetState>,
     /// Per kind ("channel", "snapshot"): the newest name any process gave
@@ -61,6 +64,14 @@ pub struct Source {
     pub read_failures_total: u64,
     /// Set while the newest read failed, with why and since when.
     pub failing: bool,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<f64>,
+}
+
+/// Verify calls LND refused for the macaroon (401/403 and the like).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LndAuth {
+    pub failures_total: u64,
     pub last_error: Option<String>,
     pub last_error_time: Option<f64>,
 }
@@ -322,6 +333,16 @@ pub fn render_metrics(st: &State) -> Textfile {
         "chainstead_backup_source_read_failures_total",
         &[],
         st.source.read_failures_total as f64,
+    );
+    t.family(
+        "chainstead_backup_lnd_auth_failures_total",
+        "counter",
+        "Verify calls LND refused for the macaroon (the file is pushed unverified).",
+    )
+    .sample(
+        "chainstead_backup_lnd_auth_failures_total",
+        &[],
+        st.lnd_auth.failures_total as f64,
     );
     t.gauge(
         "chainstead_backup_source_last_read_timestamp_seconds",

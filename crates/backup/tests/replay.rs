@@ -376,3 +376,59 @@ fn openbao_clock_ahead_version_is_superseded_not_skipped() {
     assert_eq!(content, cur, "the write was skipped");
     assert!(last["name"].as_str().unwrap() > ahead.as_str(), "{last}");
 }
+
+/// LND (replayed, shapes as in `lnd_verify_refuses_what_lnd_refuses`)
+/// refusing the macaroon: first HTTP 401, then what LND sends for a
+/// macaroon signed by another root key (an `rpcStatus` with "verification
+/// failed: signature mismatch"). The file is still pushed, and the refusals
+/// are counted in state, `status` and the metrics, not only logged.
+#[test]
+fn lnd_refusing_the_macaroon_is_counted() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let srv = {
+        let calls = calls.clone();
+        ReplayServer::start(move |_r| {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Response::json(
+                    401,
+                    &json!({"code": 16, "message": "unauthenticated", "details": []}),
+                )
+                .into()
+            } else {
+                Response::json(500, &json!({"code": 2, "message": "verification failed: signature mismatch", "details": []})).into()
+            }
+        })
+    };
+    std::fs::write(t.path().join("readonly.macaroon"), b"\x02\x01wrong").unwrap();
+    let usb = t.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let mut m = base(
+        t.path(),
+        json!([{"kind": "directory", "name": "usb", "path": usb}]),
+    );
+    m["lnd"] = json!({"rest_url": srv.url(), "macaroon_file": t.path().join("readonly.macaroon")});
+    m["metrics_dir"] = json!(t.path());
+    let manifest = write_manifest(t.path(), &m);
+    for i in [71, 72] {
+        lnd.write(&payload(i));
+        let o = run(&["push"], &manifest);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(dir_latest(&usb).unwrap().1, payload(i));
+    }
+    let st = status_json(&manifest);
+    assert_eq!(st["lnd_auth"]["failures_total"], 2, "{st}");
+    assert_eq!(st["rejected"]["total"], 0, "{st}");
+    assert!(st["lnd_auth"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("signature mismatch"));
+    let prom = std::fs::read_to_string(t.path().join("chainstead-backup.prom")).unwrap();
+    assert!(
+        prom.contains("chainstead_backup_lnd_auth_failures_total 2"),
+        "{prom}"
+    );
+    let o = run(&["status"], &manifest);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("LND refused the verify macaroon: 2 times"));
+}
