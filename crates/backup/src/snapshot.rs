@@ -51,6 +51,16 @@ pub fn build(files: &[PathBuf], scratch: &Path) -> Result<Built> {
             Ok(bytes) => {
                 std::fs::write(&dst, bytes)
                     .with_context(|| format!("failed to write {}", dst.display()))?;
+                // The NAR keeps one bit of the mode, "executable"; the
+                // staged copy must carry it (a hook script stays runnable).
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(f)
+                    .with_context(|| format!("failed to stat {}", f.display()))?
+                    .permissions()
+                    .mode();
+                let staged = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(staged))
+                    .with_context(|| format!("failed to set the mode of {}", dst.display()))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(f.clone()),
             Err(e) => return Err(e).with_context(|| format!("failed to read {}", f.display())),
@@ -105,5 +115,28 @@ mod tests {
         std::fs::write(&b, "changed\n").unwrap();
         let three = build(&files, scratch.path()).unwrap();
         assert_ne!(three.nix32, one.nix32);
+    }
+
+    #[test]
+    fn executable_bit_survives() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let hook = src.path().join("hook.sh");
+        std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let conf = src.path().join("plain.conf");
+        std::fs::write(&conf, "x=1\n").unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let built = build(&[hook.clone(), conf.clone()], scratch.path()).unwrap();
+        let out = scratch.path().join("out");
+        unpack(&built.nar, &out).unwrap();
+        let mode = |p: &Path| {
+            std::fs::metadata(out.join(p.strip_prefix("/").unwrap()))
+                .unwrap()
+                .permissions()
+                .mode()
+        };
+        assert_ne!(mode(&hook) & 0o100, 0, "the executable bit was lost");
+        assert_eq!(mode(&conf) & 0o111, 0);
     }
 }
