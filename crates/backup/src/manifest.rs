@@ -489,6 +489,15 @@ fn plain_name(field: &str, s: &str) -> Result<(), Invalid> {
 
 fn http_url(field: &str, s: &str, allow_http: bool) -> Result<(), Invalid> {
     let url = reqwest::Url::parse(s).map_err(|e| Invalid(format!("{field}: {e}")))?;
+    // The manifest is in the Nix store and the URL reaches logs: a
+    // password in it would be readable by everyone. (The value is not
+    // repeated in the message for the same reason.)
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Invalid(format!(
+            "{field}: remove the user:password@ part; give the user in `user` and the \
+             secret in its credential file (password_file, secret_access_key_file)"
+        )));
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if allow_http => Ok(()),
@@ -596,6 +605,23 @@ mod tests {
         let mut v = example();
         v["targets"][1]["endpoint"] = "http://s3.example".into();
         assert!(parse(v).unwrap_err().contains("targets[1].endpoint"));
+        let mut v = example();
+        v["targets"][1]["endpoint"] = "https://key:s3cr3t@s3.example".into();
+        let err = parse(v).unwrap_err();
+        assert!(
+            err.contains("targets[1].endpoint: remove the user:password@"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cr3t"), "{err}");
+        let mut v = example();
+        let targets = v["targets"].as_array_mut().unwrap();
+        targets.push(serde_json::json!({"kind": "webdav", "name": "dav",
+            "url": "https://lnd:pw@dav.example/lnd", "user": "lnd",
+            "password_file": "/run/credentials/chainstead-backup.service/dav"}));
+        let dav = targets.len() - 1;
+        assert!(parse(v)
+            .unwrap_err()
+            .contains(&format!("targets[{dav}].url: remove the user:password@")));
         let mut v = example();
         v["version"] = 2.into();
         assert!(parse(v).unwrap_err().contains("version"));
