@@ -683,7 +683,7 @@ impl Engine {
                         lane.last_error = Some(msg.clone());
                         lane.last_error_time = Some(state::now());
                     });
-                    // Rebuild the client next time: credentials may have rotated.
+                    // Rebuild the client next time (a fresh login, new connections).
                     backend = None;
                     if !sd.sleep(delay).await {
                         return;

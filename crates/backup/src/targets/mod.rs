@@ -65,8 +65,8 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Builds the client; reads credential files (so a secret rotated by the
-    /// loader is picked up the next time a target is rebuilt).
+    /// Builds the client; reads the credential files (the unit's
+    /// `LoadCredential=` copies, made when it starts).
     pub fn from_spec(spec: &TargetSpec, scratch: &Path) -> Result<Self> {
         Ok(match spec {
             TargetSpec::Directory { path, .. } => {
