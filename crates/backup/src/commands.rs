@@ -301,23 +301,87 @@ async fn verify_one(
     }
 }
 
+/// Every readable target's `latest` (plain name), newest first: on a
+/// rebuilt host there is no state.json, so this is how the newest copy is
+/// found. Targets that cannot be read (PBS, down) are left out.
+async fn newest_first(m: &Manifest, kind: Kind) -> Vec<(String, String)> {
+    let names = std::iter::once(LOCAL_TARGET.to_string())
+        .chain(m.targets.iter().map(|t| t.name().to_string()));
+    let reads = names.map(|t| async move {
+        let (backend, _) = backend_for(m, &t).ok()?;
+        if matches!(backend, Backend::Pbs(_)) {
+            return None;
+        }
+        let latest = tokio::time::timeout(std::time::Duration::from_secs(30), backend.latest(kind));
+        match latest.await {
+            Ok(Ok(Some(n))) => {
+                let plain = n.strip_suffix(AGE_SUFFIX).unwrap_or(&n).to_string();
+                Some((t, plain))
+            }
+            _ => None,
+        }
+    });
+    let mut found: Vec<(String, String)> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| version::is_version(kind, n))
+        .collect();
+    found.sort_by(|a, b| b.1.cmp(&a.1));
+    found
+}
+
 /// Writes a verified copy: a channel.backup for
 /// `lncli restorechanbackup --multi_file <out>`, or a snapshot unpacked
-/// into the directory `<out>`.
+/// into the directory `<out>`. Without `from`, from the target whose
+/// `latest` is the newest (the next one if that copy fails its checks).
+/// Returns the target used and the version's name.
 pub async fn restore(
     m: &Manifest,
-    from: &str,
+    from: Option<&str>,
     version_name: Option<&str>,
     out: &Path,
     snapshot: bool,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let kind = if snapshot {
         Kind::Snapshot
     } else {
         Kind::Channel
     };
-    let (backend, encrypted) = backend_for(m, from)?;
-    let (name, plain) = fetch(m, &backend, encrypted, kind, version_name).await?;
+    let (from, name, plain) = match from {
+        Some(from) => {
+            let (backend, encrypted) = backend_for(m, from)?;
+            let (name, plain) = fetch(m, &backend, encrypted, kind, version_name).await?;
+            (from.to_string(), name, plain)
+        }
+        None => {
+            let candidates = newest_first(m, kind).await;
+            let mut errors = Vec::new();
+            let mut got = None;
+            for (target, latest) in candidates {
+                let want = version_name.unwrap_or(&latest);
+                let r = async {
+                    let (backend, encrypted) = backend_for(m, &target)?;
+                    fetch(m, &backend, encrypted, kind, Some(want)).await
+                };
+                match r.await {
+                    Ok((name, plain)) => {
+                        got = Some((target, name, plain));
+                        break;
+                    }
+                    Err(e) => errors.push(format!("{target}: {e:#}")),
+                }
+            }
+            match got {
+                Some(g) => g,
+                None if errors.is_empty() => bail!(
+                    "failed to find a copy: no target could be read or none holds a version \
+                     (name one with --from)"
+                ),
+                None => bail!("failed to restore from any target: {}", errors.join("; ")),
+            }
+        }
+    };
     if snapshot {
         crate::snapshot::unpack(&plain, out)?;
     } else {
@@ -329,5 +393,5 @@ pub async fn restore(
         }
         chainstead_common::fs::write_atomic(out, &plain, 0o600)?;
     }
-    Ok(name)
+    Ok((from, name))
 }

@@ -68,9 +68,10 @@ pub enum Command {
     Restore {
         #[arg(long)]
         manifest: PathBuf,
-        /// A target name, or `local` for the copies in state_dir.
+        /// A target name, or `local` for the copies in state_dir (default:
+        /// the target whose `latest` is the newest).
         #[arg(long)]
-        from: String,
+        from: Option<String>,
         /// A version name (default: the newest).
         #[arg(long)]
         version: Option<String>,
@@ -175,9 +176,9 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let m = manifest::Manifest::load(&manifest)?;
             let rt = runtime()?;
-            let name = rt.block_on(commands::restore(
+            let (from, name) = rt.block_on(commands::restore(
                 &m,
-                &from,
+                from.as_deref(),
                 version.as_deref(),
                 &out,
                 snapshot,

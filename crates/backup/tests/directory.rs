@@ -1035,3 +1035,44 @@ fn replaced_lnd_directory_is_watched_again_at_once() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(dir_latest(&usb).unwrap().1, payload(62));
 }
+
+/// A rebuilt host has no state.json: `restore` without `--from` compares
+/// the targets' `latest` names and restores the newest copy.
+#[test]
+fn restore_without_from_takes_the_newest_latest() {
+    let t = tempfile::tempdir().unwrap();
+    let lnd = Lnd::new(t.path().join("lnd"));
+    let usb = t.path().join("usb");
+    let nfs = t.path().join("nfs");
+    let both = json!([
+        {"kind": "directory", "name": "usb", "path": usb},
+        {"kind": "directory", "name": "nfs", "path": nfs},
+    ]);
+    let manifest = write_manifest(t.path(), &base(t.path(), both));
+    lnd.write(&payload(81));
+    let o = run(&["push"], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    // Only nfs gets the newer version (usb was unplugged then).
+    let other = t.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut m = base(
+        &other,
+        json!([{"kind": "directory", "name": "nfs", "path": nfs}]),
+    );
+    m["channel_backup"] = json!(lnd.path());
+    let only_nfs = write_manifest(&other, &m);
+    lnd.write(&payload(82));
+    let o = run(&["push"], &only_nfs);
+    assert!(o.status.success(), "{}", text(&o));
+    // The host is rebuilt: no state, no local copies.
+    std::fs::remove_dir_all(t.path().join("state")).unwrap();
+    let out = t.path().join("restored.backup");
+    let o = run(&["restore", "--out", out.to_str().unwrap()], &manifest);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), payload(82));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("from nfs"),
+        "{}",
+        text(&o)
+    );
+}
