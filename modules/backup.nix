@@ -355,6 +355,22 @@ let
 
   readsLndDir = lnd.enable && lndOwnsBackupDir;
 
+  # The setup units of the storage tiers that hold a directory target.
+  tierSetups = lib.unique (
+    lib.concatMap (
+      t:
+      lib.concatMap (
+        tier:
+        let
+          root = config.services.chainstead.storage.${tier}.path;
+        in
+        lib.optional (
+          t.kind == "directory" && t.path != null && root != null && lib.hasPrefix "${root}/" t.path
+        ) "chainstead-storage-${tier}.service"
+      ) [ "fast" "bulk" ]
+    ) (lib.attrValues cfg.targets)
+  );
+
   # Applied by the unit as root before it starts (after the mount), never by
   # systemd-tmpfiles-setup at boot, which would create them under an empty
   # mount point when the disk is missing. LND creates these 0700 itself;
@@ -615,15 +631,20 @@ in
       # last channel.backup stays worth pushing while LND is down.
       # time-sync: version names carry the time; a clock stepped backwards
       # after they were named would make a new copy look older.
+      # A directory target on a storage tier: start after the tier's setup
+      # (its mount and folders) so the target is writable, but only wanted:
+      # a dead disk fails that target, never the others.
       after = [
         "network-online.target"
         "time-sync.target"
       ]
-      ++ lib.optional lnd.enable "lnd.service";
+      ++ lib.optional lnd.enable "lnd.service"
+      ++ tierSetups;
       wants = [
         "network-online.target"
         "time-sync.target"
-      ];
+      ]
+      ++ tierSetups;
       restartTriggers = [ serviceManifest ];
       environment = {
         HOME = stateDir;

@@ -31,13 +31,14 @@
         device = "/dev/disk/by-label/bulk";
       };
       # The backup target's folder, made on the bulk disk once it is mounted.
+      # No unit requires it: a dead disk must not stop the other targets.
       directories.lnd-channel-backups = {
         tier = "bulk";
         path = "/srv/bulk/lnd-channel-backups";
         user = "chainstead-backup";
         group = "chainstead-backup";
         mode = "0700";
-        units = [ "chainstead-backup" ];
+        units = [ ];
       };
     };
 
