@@ -255,4 +255,25 @@ rec {
       ) bitcoind.rpc.group;
       credentials = lib.optionalAttrs usesPassword { rpc-password = client.passwordFile; };
     };
+
+  # Where a secret lives in OpenBao's KV (or the local state directory's
+  # layout): `path` and `field` options with their defaults.
+  kvLocationOptions =
+    {
+      what,
+      path,
+      field,
+    }:
+    {
+      path = mkOption {
+        type = types.str;
+        default = path;
+        description = "KV path of ${what}.";
+      };
+      field = mkOption {
+        type = types.str;
+        default = field;
+        description = "Field of ${what} at that path.";
+      };
+    };
 }

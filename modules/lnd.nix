@@ -331,17 +331,10 @@ in
       '';
     };
 
-    walletPasswordSecret = {
-      path = mkOption {
-        type = types.str;
-        default = "chainstead/lnd";
-        description = "KV path of the wallet password.";
-      };
-      field = mkOption {
-        type = types.str;
-        default = "wallet-password";
-        description = "Field of the wallet password at {option}`walletPasswordSecret.path`.";
-      };
+    walletPasswordSecret = chainstead.kvLocationOptions {
+      what = "the wallet password";
+      path = "chainstead/lnd";
+      field = "wallet-password";
     };
 
     seedSecret = {
@@ -355,16 +348,11 @@ in
           `lnd-seed-store.service`. Keep the paper copy regardless.
         '';
       };
-      path = mkOption {
-        type = types.str;
-        default = "chainstead/lnd";
-        description = "KV path the seed is stored under.";
-      };
-      field = mkOption {
-        type = types.str;
-        default = "seed";
-        description = "Field the seed is stored in.";
-      };
+    }
+    // chainstead.kvLocationOptions {
+      what = "the seed mnemonic";
+      path = "chainstead/lnd";
+      field = "seed";
     };
 
     recoveryWindow = mkOption {

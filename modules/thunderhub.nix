@@ -280,17 +280,11 @@ in
       '';
     };
 
-    passwordSecret = {
-      path = mkOption {
-        type = types.str;
-        default = "chainstead/thunderhub";
-        description = "KV path of the login password (OpenBao, or the local state directory's layout).";
-      };
-      field = mkOption {
-        type = types.str;
-        default = "master-password";
-        description = "Field of the login password; generated (32 letters and digits) when missing.";
-      };
+    # Generated (32 letters and digits) when missing.
+    passwordSecret = chainstead.kvLocationOptions {
+      what = "the login password";
+      path = "chainstead/thunderhub";
+      field = "master-password";
     };
 
     versionCheck = mkOption {

@@ -228,6 +228,27 @@ fn missing_path_and_field_are_named() {
     assert!(names(&env.runtime()).is_empty());
 }
 
+/// Loads the whole stack from `bao` with a 30 s deadline and expects it to
+/// fail long before that (an error waiting cannot heal), naming `needle`.
+fn load_fails_at_once(
+    env: &Env,
+    bao: &std::sync::Arc<FakeBao>,
+    needle: &str,
+) -> (Run, chainstead_testkit::ReplayServer) {
+    let srv = bao.start();
+    let (o, g, _) = owner();
+    let m = env.manifest(
+        Some(&srv.url()),
+        json!({"deadline_secs": 30}),
+        stack_services(&o, &g),
+    );
+    let r = load(&m);
+    assert!(!r.ok);
+    assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+    assert!(r.stderr.contains(needle), "{}", r.stderr);
+    (r, srv)
+}
+
 /// A wrong secret_id: OpenBao answers 400 "invalid role or secret ID";
 /// one branch of its AppRole code echoes the secret_id
 /// (`invalid secret_id "<id>"`, path_login.go), which must not reach our
@@ -245,21 +266,7 @@ fn bad_secret_id_fails_at_once_without_echoing_it() {
             .into()
         })
     });
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({"deadline_secs": 30}),
-        stack_services(&o, &g),
-    );
-    let r = load(&m);
-    assert!(!r.ok);
-    assert!(r.elapsed < Duration::from_secs(10));
-    assert!(
-        r.stderr.contains("refused the AppRole login"),
-        "{}",
-        r.stderr
-    );
+    let (r, srv) = load_fails_at_once(&env, &bao, "refused the AppRole login");
     assert!(r.stderr.contains("secret-id"));
     assert_eq!(srv.requests().len(), 1, "a refused login is not retried");
     assert_no_leak(&r, &[SECRET_ID, ROLE_ID]);
@@ -386,21 +393,7 @@ fn huge_body_is_refused() {
             .starts_with("/v1/secret/data/")
             .then_some(Reply::Endless)
     });
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({"deadline_secs": 30}),
-        stack_services(&o, &g),
-    );
-    let r = load(&m);
-    assert!(!r.ok);
-    assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
-    assert!(
-        r.stderr.contains("larger than the 1048576 bytes"),
-        "{}",
-        r.stderr
-    );
+    load_fails_at_once(&env, &bao, "larger than the 1048576 bytes");
     assert!(names(&env.runtime()).is_empty());
 }
 
@@ -417,21 +410,7 @@ fn malformed_json_is_refused() {
                 .into()
         })
     });
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({"deadline_secs": 30}),
-        stack_services(&o, &g),
-    );
-    let r = load(&m);
-    assert!(!r.ok);
-    assert!(r.elapsed < Duration::from_secs(10));
-    assert!(
-        r.stderr.contains("not the JSON OpenBao sends"),
-        "{}",
-        r.stderr
-    );
+    load_fails_at_once(&env, &bao, "not the JSON OpenBao sends");
     assert_eq!(names(&env.runtime()), ["bitcoind", "thunderhub"]);
 }
 
