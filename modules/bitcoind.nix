@@ -77,17 +77,17 @@ in
       description = "Bitcoin network to follow.";
     };
 
-    dataDir = mkOption {
-      type = types.str;
-      default = "${toString storage.${storage.placement.bitcoindData}.path}/bitcoind";
-      defaultText = literalExpression ''"''${storage.<placement.bitcoindData>.path}/bitcoind"'';
+    dataDir = chainstead.tierDirOption {
+      inherit storage;
+      placement = "bitcoindData";
+      name = "bitcoind";
       description = "bitcoind's datadir: chainstate, indexes (txindex), wallets, the debug log.";
     };
 
-    blocksDir = mkOption {
-      type = types.str;
-      default = "${toString storage.${storage.placement.bitcoindBlocks}.path}/bitcoind-blocks";
-      defaultText = literalExpression ''"''${storage.<placement.bitcoindBlocks>.path}/bitcoind-blocks"'';
+    blocksDir = chainstead.tierDirOption {
+      inherit storage;
+      placement = "bitcoindBlocks";
+      name = "bitcoind-blocks";
       description = ''
         `-blocksdir`: bitcoind keeps the block and undo files in
         `<blocksDir>/blocks` on mainnet and `<blocksDir>/<network>/blocks`

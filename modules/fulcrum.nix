@@ -101,10 +101,10 @@ in
 
     package = mkPackageOption pkgs "fulcrum" { };
 
-    dataDir = mkOption {
-      type = types.str;
-      default = "${toString storage.${storage.placement.fulcrum}.path}/fulcrum";
-      defaultText = literalExpression ''"''${storage.<placement.fulcrum>.path}/fulcrum"'';
+    dataDir = chainstead.tierDirOption {
+      inherit storage;
+      placement = "fulcrum";
+      name = "fulcrum";
       description = ''
         Fulcrum's directory: the index in `db/` (≈ 130 GB on mainnet, random
         reads on every wallet query) and the self-signed certificate in `ssl/`.

@@ -276,4 +276,20 @@ rec {
         description = "Field of ${what} at that path.";
       };
     };
+
+  # A service's directory on the storage tier its placement option names:
+  # `<tier path>/<name>` by default. `storage` is config.services.chainstead.storage.
+  tierDirOption =
+    {
+      storage,
+      placement,
+      name,
+      description,
+    }:
+    mkOption {
+      type = types.str;
+      default = "${toString storage.${storage.placement.${placement}}.path}/${name}";
+      defaultText = lib.literalExpression ''"''${storage.<placement.${placement}>.path}/${name}"'';
+      inherit description;
+    };
 }

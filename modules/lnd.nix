@@ -203,10 +203,10 @@ in
       description = "Bitcoin network LND runs on.";
     };
 
-    dataDir = mkOption {
-      type = types.str;
-      default = "${toString storage.${storage.placement.lnd}.path}/lnd";
-      defaultText = literalExpression ''"''${storage.<placement.lnd>.path}/lnd"'';
+    dataDir = chainstead.tierDirOption {
+      inherit storage;
+      placement = "lnd";
+      name = "lnd";
       description = ''
         LND's directory (`--lnddir`): channel.db and the wallet under `data/`,
         tls.cert and tls.key, the macaroons. Mode 0711: others may reach

@@ -66,10 +66,10 @@ in
       description = "Monero network; `regtest` is monerod's fakechain, for tests and the demo.";
     };
 
-    dataDir = mkOption {
-      type = types.str;
-      default = "${toString storage.${storage.placement.monerod}.path}/monerod";
-      defaultText = literalExpression ''"''${storage.<placement.monerod>.path}/monerod"'';
+    dataDir = chainstead.tierDirOption {
+      inherit storage;
+      placement = "monerod";
+      name = "monerod";
       description = "monerod's data directory (the LMDB database, ≈ 200 GB on mainnet, and its log).";
     };
 

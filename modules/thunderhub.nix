@@ -217,10 +217,10 @@ in
       description = "Open {option}`port` in the firewall (only useful with a non-loopback {option}`host`).";
     };
 
-    dataDir = mkOption {
-      type = types.str;
-      default = "${toString storage.${storage.placement.thunderhub}.path}/thunderhub";
-      defaultText = literalExpression ''"''${storage.<placement.thunderhub>.path}/thunderhub"'';
+    dataDir = chainstead.tierDirOption {
+      inherit storage;
+      placement = "thunderhub";
+      name = "thunderhub";
       description = "ThunderHub's state directory; it holds the generated account file.";
     };
 
