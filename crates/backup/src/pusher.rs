@@ -253,14 +253,28 @@ impl Engine {
             for n in &seen {
                 self.raise_floor(kind, n);
             }
-            let name = match current {
-                Some(c) if anew && c.sha256 != sha && !self.wanted_is_newest(kind, &c.name) => {
+            // A name another process claimed for this very content, not yet
+            // published (it may be asking LND to verify it right now).
+            let claimed = s
+                .named
+                .get(kind.as_str())
+                .filter(|_| s.named_sha256.get(kind.as_str()).map(String::as_str) == Some(sha))
+                .cloned();
+            let name = match (current, claimed) {
+                (Some(c), _)
+                    if anew && c.sha256 != sha && !self.wanted_is_newest(kind, &c.name) =>
+                {
                     return;
                 }
-                Some(c) if !anew && c.sha256 == sha && self.name_current(kind, &c.name) => c.name,
+                (Some(c), _) if !anew && c.sha256 == sha && self.name_current(kind, &c.name) => {
+                    c.name
+                }
+                (_, Some(n)) if !anew && self.name_current(kind, &n) => n,
                 _ => fresh(self.next_time(kind, read_at)),
             };
             s.named.insert(kind.as_str().to_string(), name.clone());
+            s.named_sha256
+                .insert(kind.as_str().to_string(), sha.to_string());
             out = Some(name);
         });
         out
@@ -272,6 +286,25 @@ impl Engine {
             .borrow()
             .as_ref()
             .is_none_or(|v| !version::newer(other, &v.name))
+    }
+
+    /// A target's `latest` is newer by name than the wanted version (the
+    /// floor is already raised past it). Either another process (a `push`
+    /// next to the service) read newer content, or the clock stepped back.
+    /// So the source is read again: newer content is named and published
+    /// as usual (or takes the name the other process gave it), and the
+    /// same content gets a name after every name seen. Only when the
+    /// source cannot be read (or is refused) now is the wanted content
+    /// itself named anew.
+    async fn refresh(self: &Arc<Self>, kind: Kind) -> Result<()> {
+        let read = match kind {
+            Kind::Channel => self.ingest_channel().await,
+            Kind::Snapshot => self.ingest_snapshot().await,
+        };
+        match read {
+            Ok(Ingest::New(_) | Ingest::Unchanged) => Ok(()),
+            Ok(Ingest::Missing | Ingest::Rejected(_)) | Err(_) => self.renew(kind).await,
+        }
     }
 
     /// Names the wanted content of `kind` anew when a target showed a newer
@@ -514,9 +547,6 @@ impl Engine {
             sealed,
             seen,
         });
-        // Hand it to the targets first: the local copy must not delay them.
-        self.wanted(kind).send_replace(Some(v.clone()));
-        tracing::info!("new {} version {name}", kind.as_str());
         let size = v.plain.len() as u64;
         self.store.update(|s| {
             let slot = match kind {
@@ -537,6 +567,12 @@ impl Engine {
                 });
             }
         });
+        // Current in state before any target holds it: a process that then
+        // finds this name on a target sees that newer content is current
+        // instead of taking the name for a clock step. The targets get it
+        // before the local copy, which must not delay them.
+        self.wanted(kind).send_replace(Some(v.clone()));
+        tracing::info!("new {} version {name}", kind.as_str());
         if let Some(a) = v.artifact(false) {
             if let Err(e) = self.local.put(&a).await {
                 tracing::warn!("failed to keep the local copy {name}: {e:#}");
@@ -662,10 +698,9 @@ impl Engine {
                 }
                 Err(e) => {
                     if let Some(n) = e.downcast_ref::<NewerOnTarget>() {
-                        // Clock step: name the content anew, after the
-                        // target's latest; the next attempt pushes that.
+                        // The next attempt pushes what `refresh` names.
                         self.raise_floor(kind, &n.latest);
-                        if let Err(re) = self.renew(kind).await {
+                        if let Err(re) = self.refresh(kind).await {
                             tracing::error!("{re:#}");
                         }
                     }
@@ -984,4 +1019,114 @@ pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
         let _ = h.await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn engine(dir: &Path) -> Arc<Engine> {
+        let usb = dir.join("usb");
+        std::fs::create_dir_all(&usb).unwrap();
+        let m: Manifest = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "channel_backup": dir.join("lnd/channel.backup"),
+            "state_dir": dir.join("state"),
+            "targets": [{"kind": "directory", "name": "usb", "path": usb}],
+        }))
+        .unwrap();
+        Engine::new(m).unwrap()
+    }
+
+    /// A channel.backup of plausible size whose bytes differ by `seed`,
+    /// replaced by rename as LND does.
+    fn lnd_writes(dir: &Path, seed: u8) -> Vec<u8> {
+        let lnd = dir.join("lnd");
+        std::fs::create_dir_all(&lnd).unwrap();
+        let data: Vec<u8> = (0..195u8).map(|i| i.wrapping_mul(31) ^ seed).collect();
+        std::fs::write(lnd.join("channel.backup.tmp"), &data).unwrap();
+        std::fs::rename(lnd.join("channel.backup.tmp"), lnd.join("channel.backup")).unwrap();
+        data
+    }
+
+    fn usb_latest(dir: &Path) -> (String, Vec<u8>) {
+        let folder = dir.join("usb");
+        let name = std::fs::read_to_string(folder.join(crate::targets::LATEST)).unwrap();
+        let name = name.trim().to_string();
+        let data = std::fs::read(folder.join(&name)).unwrap();
+        (name, data)
+    }
+
+    /// A `push` that read channel.backup just before LND rewrote it, while
+    /// another process pushed the rewrite: the target's `latest` is newer
+    /// by name. The stale process must take up the newer content (under the
+    /// name the other process gave it), not retry its old bytes forever
+    /// and not name them anew ahead of newer content.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_read_takes_up_what_another_process_pushed() {
+        let t = tempfile::tempdir().unwrap();
+        lnd_writes(t.path(), 1);
+        let stale = engine(t.path());
+        assert!(matches!(
+            stale.ingest_channel().await.unwrap(),
+            Ingest::New(_)
+        ));
+        let newer = lnd_writes(t.path(), 2);
+        let other = engine(t.path());
+        let Ingest::New(other_name) = push_once(other, Kind::Channel, Duration::from_secs(10))
+            .await
+            .unwrap()
+        else {
+            panic!("the second process read nothing new");
+        };
+        assert_eq!(usb_latest(t.path()), (other_name.clone(), newer.clone()));
+
+        // Only now does the stale process push what it read first.
+        let (stop, sd) = Shutdown::manual();
+        let handles = stale.spawn_targets(&[Kind::Channel], &sd);
+        let start = Instant::now();
+        while !stale.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert!(
+            stale.all_current(Kind::Channel),
+            "the stale process never caught up: {:?}",
+            stale.store.snapshot().targets
+        );
+        let wanted = stale.channel.borrow().clone().unwrap();
+        assert_eq!(wanted.name, other_name, "the newer content was named anew");
+        assert_eq!(*wanted.plain, newer);
+        assert_eq!(usb_latest(t.path()), (other_name, newer));
+    }
+
+    /// A name claimed for some content and not yet published (LND may be
+    /// verifying it) is reused by a process that reads the same content;
+    /// different content gets a newer name.
+    #[test]
+    fn a_claimed_name_is_shared_by_the_same_content_only() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (engine(t.path()), engine(t.path()));
+        let claim = |e: &Engine, sha: &str| {
+            let lock = e.store.lock();
+            e.claim_name(lock.as_ref(), Kind::Channel, sha, Utc::now(), false, |t| {
+                version::channel_name(t, sha)
+            })
+            .unwrap()
+        };
+        let sha1 = "11".repeat(32);
+        let sha2 = "22".repeat(32);
+        let first = claim(&a, &sha1);
+        assert_eq!(claim(&b, &sha1), first);
+        let other = claim(&b, &sha2);
+        assert!(version::newer(&other, &first), "{other} vs {first}");
+        // Once different content was claimed later, the first content
+        // read again is named after it.
+        let again = claim(&a, &sha1);
+        assert!(version::newer(&again, &other), "{again} vs {other}");
+    }
 }

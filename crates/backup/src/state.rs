@@ -37,6 +37,11 @@ pub struct State {
     /// out, so the next one, from whichever process, is after it.
     #[serde(default)]
     pub named: BTreeMap<String, String>,
+    /// Per kind: the plaintext sha256 of the content `named` was given to,
+    /// so a process that reads the same content reuses that name instead
+    /// of racing it with a newer one.
+    #[serde(default)]
+    pub named_sha256: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
