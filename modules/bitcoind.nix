@@ -179,7 +179,7 @@ in
                 description = ''
                   KV path (field `password`) of this user's password; generated
                   and stored there when absent. A consumer on another host reads
-                  the same path.
+                  the same path (its `bitcoind.passwordSecretPath`).
                 '';
               };
             }

@@ -33,10 +33,17 @@ let
   chainstead = import ./lib.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.fulcrum;
-  inherit (config.services.chainstead) storage bitcoind;
+  inherit (config.services.chainstead) storage bitcoind secrets;
 
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
-  usesPassword = cfg.bitcoind.passwordFile != null;
+  usesPassword = chainstead.bitcoindUsesPassword cfg.bitcoind;
+  # The RPC password as the unit with secret-loader set `set` reads it.
+  passwordFileFor =
+    set:
+    chainstead.bitcoindPasswordFile {
+      client = cfg.bitcoind;
+      inherit secrets set;
+    };
 
   credentialDir = "/run/credentials/fulcrum.service";
   sslDir = "${cfg.dataDir}/ssl";
@@ -250,7 +257,16 @@ in
         let
           # LND's module may not be imported (nixosModules.fulcrum alone).
           lnd = config.services.chainstead.lnd or { enable = false; };
-          client = c: { inherit (c.bitcoind) host port cookieFile user passwordFile; };
+          client = c: {
+            inherit (c.bitcoind)
+              host
+              port
+              cookieFile
+              user
+              passwordFile
+              passwordSecretPath
+              ;
+          };
         in
         {
           assertion = !lnd.enable || client cfg == client lnd;
@@ -258,11 +274,19 @@ in
             services.chainstead.fulcrum.bitcoind and services.chainstead.lnd.bitcoind
             differ, but both start from the one bitcoind sync gate on this host.
             Point them at the same bitcoind with the same credential (host, port,
-            cookieFile, or user and passwordFile).
+            cookieFile, or user and passwordFile or passwordSecretPath).
           '';
         }
       )
       (chainstead.noSecretSettings "services.chainstead.fulcrum.settings" cfg.settings)
+    ]
+    ++ chainstead.bitcoindClientAssertions {
+      client = cfg.bitcoind;
+      inherit secrets;
+      option = "services.chainstead.fulcrum.bitcoind";
+      program = "Fulcrum";
+    }
+    ++ [
       {
         assertion = !bitcoind.enable || bitcoind.txindex;
         message = ''
@@ -278,13 +302,6 @@ in
           (services.chainstead.bitcoind.prune = ${toString bitcoind.prune}); Fulcrum's README:
           "The node must not be a pruning node". Set prune = 0 (the full block
           data, ≈ 600 GB, on the bulk tier) or disable Fulcrum.
-        '';
-      }
-      {
-        assertion = (cfg.bitcoind.cookieFile != null) != (cfg.bitcoind.user != null && usesPassword);
-        message = ''
-          services.chainstead.fulcrum.bitcoind needs exactly one credential: cookieFile, or
-          user together with passwordFile (Fulcrum refuses both at once).
         '';
       }
       {
@@ -316,7 +333,7 @@ in
       # Fulcrum is pulled in by the bitcoind gate's target, not by boot.
       syncGate.gates = {
         bitcoind = chainstead.bitcoindGate {
-          inherit bitcoind;
+          inherit bitcoind secrets;
           client = cfg.bitcoind;
           inherit (cfg.bitcoind) network;
         };
@@ -337,7 +354,26 @@ in
           wantedBy = [ "fulcrum.service" ];
           after = [ "fulcrum.service" ];
           supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-          credentials = lib.optionalAttrs usesPassword { rpc-password = cfg.bitcoind.passwordFile; };
+          credentials = lib.optionalAttrs usesPassword { rpc-password = passwordFileFor "sync-gate-fulcrum"; };
+        };
+      };
+
+      # With passwordSecretPath, each unit that reads the password loads it.
+      secrets.services = chainstead.bitcoindPasswordSecrets {
+        client = cfg.bitcoind;
+        units = {
+          fulcrum = {
+            unit = "fulcrum";
+            owner = "fulcrum";
+          };
+          sync-gate-bitcoind = {
+            unit = "chainstead-sync-gate-bitcoind";
+            owner = "root";
+          };
+          sync-gate-fulcrum = {
+            unit = "chainstead-sync-gate-fulcrum";
+            owner = "root";
+          };
         };
       };
 
@@ -390,7 +426,7 @@ in
         RuntimeDirectory = "fulcrum";
         RuntimeDirectoryMode = "0700";
         LoadCredential =
-          lib.optional usesPassword "bitcoind-rpc-password:${cfg.bitcoind.passwordFile}"
+          lib.optional usesPassword "bitcoind-rpc-password:${passwordFileFor "fulcrum"}"
           ++ lib.optional (cfg.ssl.keyFile != null) "ssl-key:${cfg.ssl.keyFile}";
 
         # exceptions to the baseline

@@ -208,7 +208,85 @@ rec {
         File holding the RPC password of {option}`user`. Read at start into a
         config under ${runtimeDir}, never into the Nix store or the command line.
       '';
+      passwordSecretPath = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "chainstead/bitcoind/rpc-electrum";
+        description = ''
+          Instead of {option}`passwordFile`: the KV path in OpenBao (field
+          `password`) of {option}`user`'s password, the path the bitcoind host's
+          `services.chainstead.bitcoind.rpc.users.<user>.secretPath` names. The
+          secret loader fetches it before each start of ${consumer} and of its
+          sync gates; needs {option}`services.chainstead.secrets.openbao`.
+        '';
+      };
     };
+
+  # True when a bitcoind client authenticates with user and password.
+  bitcoindUsesPassword = client: client.passwordFile != null || client.passwordSecretPath != null;
+
+  # The file a unit reads a bitcoind client's RPC password from: the user's
+  # passwordFile, or what the secret loader installs into the unit's own set
+  # `set` from passwordSecretPath (see bitcoindPasswordSecrets). `secrets` is
+  # config.services.chainstead.secrets.
+  bitcoindPasswordFile =
+    {
+      client,
+      secrets,
+      set,
+    }:
+    if client.passwordSecretPath != null then
+      "${secrets.runtimeDir}/${set}/bitcoind-rpc-password"
+    else
+      client.passwordFile;
+
+  # Secret-loader sets for services.chainstead.secrets.services: one per unit
+  # that reads the password (`units`: set name -> { unit, owner }), as each
+  # unit requires its own loader (a shared one would stop every consumer
+  # with any of them). Empty unless the password comes from OpenBao.
+  bitcoindPasswordSecrets =
+    { client, units }:
+    lib.optionalAttrs (client.passwordSecretPath != null) (
+      lib.mapAttrs (_: u: {
+        inherit (u) unit owner;
+        group = u.owner;
+        secrets.bitcoind-rpc-password = {
+          path = client.passwordSecretPath;
+          field = "password";
+        };
+      }) units
+    );
+
+  # Assertions on a consumer's bitcoind credential; `option` names its
+  # bitcoind options, `program` the consumer.
+  bitcoindClientAssertions =
+    {
+      client,
+      secrets,
+      option,
+      program,
+    }:
+    [
+      {
+        assertion = (client.cookieFile != null) != (client.user != null && bitcoindUsesPassword client);
+        message = ''
+          ${option} needs exactly one credential: cookieFile, or user together with
+          passwordFile or passwordSecretPath (${program} refuses both at once).
+        '';
+      }
+      {
+        assertion = client.passwordFile == null || client.passwordSecretPath == null;
+        message = "${option}: set passwordFile or passwordSecretPath, not both.";
+      }
+      {
+        assertion = client.passwordSecretPath == null || secrets.openbao != null;
+        message = ''
+          ${option}.passwordSecretPath needs OpenBao (services.chainstead.secrets.openbao):
+          the password is the one the bitcoind host stored there. Without OpenBao,
+          place it in a file and set ${option}.passwordFile.
+        '';
+      }
+    ];
 
   # A sync-gate manifest's description of a consumer's bitcoind. `client` is
   # the consumer's bitcoind client options, `network` its chain, `gate` the
@@ -225,7 +303,7 @@ rec {
       chain = bitcoinNetworks.${network}.section;
     }
     // (
-      if client.passwordFile != null then
+      if bitcoindUsesPassword client then
         {
           rpc_user = client.user;
           rpc_password_file = "/run/credentials/chainstead-sync-gate-${gate}.service/rpc-password";
@@ -238,11 +316,12 @@ rec {
   bitcoindGate =
     {
       bitcoind,
+      secrets,
       client,
       network,
     }:
     let
-      usesPassword = client.passwordFile != null;
+      usesPassword = bitcoindUsesPassword client;
     in
     {
       backend = bitcoindBackend {
@@ -253,7 +332,12 @@ rec {
       supplementaryGroups = lib.optional (
         client.cookieFile != null && client.cookieFile == bitcoind.rpc.cookieFile
       ) bitcoind.rpc.group;
-      credentials = lib.optionalAttrs usesPassword { rpc-password = client.passwordFile; };
+      credentials = lib.optionalAttrs usesPassword {
+        rpc-password = bitcoindPasswordFile {
+          inherit client secrets;
+          set = "sync-gate-bitcoind";
+        };
+      };
     };
 
   # Where a secret lives in OpenBao's KV (or the local state directory's

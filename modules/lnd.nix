@@ -39,7 +39,12 @@ let
   inherit (config.services.chainstead) storage bitcoind;
 
   usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
-  usesPassword = cfg.bitcoind.passwordFile != null;
+  usesPassword = chainstead.bitcoindUsesPassword cfg.bitcoind;
+  bitcoindPasswordFile = chainstead.bitcoindPasswordFile {
+    client = cfg.bitcoind;
+    inherit secrets;
+    set = "lnd";
+  };
 
   lnd = lib.getExe' cfg.package "lnd";
   restUrl = "https://${hostPort (connectHost cfg.restAddress) cfg.restPort}";
@@ -421,13 +426,14 @@ in
         assertion = !(cfg.settings ? "bitcoind.rpcpass");
         message = "services.chainstead.lnd.settings sets bitcoind.rpcpass; use services.chainstead.lnd.bitcoind.passwordFile instead.";
       }
-      {
-        assertion = (cfg.bitcoind.cookieFile != null) != (cfg.bitcoind.user != null && usesPassword);
-        message = ''
-          services.chainstead.lnd.bitcoind needs exactly one credential: cookieFile, or
-          user together with passwordFile (LND refuses both at once).
-        '';
-      }
+    ]
+    ++ chainstead.bitcoindClientAssertions {
+      client = cfg.bitcoind;
+      inherit secrets;
+      option = "services.chainstead.lnd.bitcoind";
+      program = "LND";
+    }
+    ++ [
       {
         assertion = cfg.bitcoind.zmqRawBlock != null && cfg.bitcoind.zmqRawTx != null;
         message = ''
@@ -472,7 +478,7 @@ in
       # own gate (chainstead-lnd-ready.target: LND's RPC is active).
       syncGate.gates = {
         bitcoind = chainstead.bitcoindGate {
-          inherit bitcoind;
+          inherit bitcoind secrets;
           client = cfg.bitcoind;
           inherit (cfg) network;
         };
@@ -489,15 +495,33 @@ in
         };
       };
 
-      secrets.services.lnd = mkIf passwordFromLoader {
-        owner = "lnd";
-        group = "lnd";
-        secrets.wallet-password = {
-          inherit (cfg.walletPasswordSecret) path field;
-          # LND wants at least 8 characters.
-          generate.length = 32;
-        };
-      };
+      secrets.services = lib.mkMerge [
+        {
+          lnd = mkIf passwordFromLoader {
+            owner = "lnd";
+            group = "lnd";
+            secrets.wallet-password = {
+              inherit (cfg.walletPasswordSecret) path field;
+              # LND wants at least 8 characters.
+              generate.length = 32;
+            };
+          };
+        }
+        # With passwordSecretPath, LND and the bitcoind gate load it.
+        (chainstead.bitcoindPasswordSecrets {
+          client = cfg.bitcoind;
+          units = {
+            lnd = {
+              unit = "lnd";
+              owner = "lnd";
+            };
+            sync-gate-bitcoind = {
+              unit = "chainstead-sync-gate-bitcoind";
+              owner = "root";
+            };
+          };
+        })
+      ];
 
       storage.reservedPaths = [ (dirOf cfg.seedFile) ];
 
@@ -577,7 +601,7 @@ in
             ReadWritePaths = [ cfg.dataDir ];
             RuntimeDirectory = "lnd";
             RuntimeDirectoryMode = "0700";
-            LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${cfg.bitcoind.passwordFile}";
+            LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${bitcoindPasswordFile}";
 
             # exceptions to the baseline
             UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself

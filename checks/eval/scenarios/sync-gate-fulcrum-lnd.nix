@@ -69,6 +69,43 @@ let
     }
   ];
 
+  # The same, with the password from OpenBao: the path the bitcoind host's
+  # rpc.users.electrum.secretPath names.
+  remoteClient = {
+    host = "10.0.0.2";
+    port = 8332;
+    user = "electrum";
+    passwordSecretPath = "chainstead/bitcoind/rpc-electrum";
+  };
+  openbao = {
+    address = "https://bao.lan:8200";
+    roleIdFile = "/var/lib/chainstead/bao/role-id";
+    secretIdFile = "/var/lib/chainstead/bao/secret-id";
+  };
+  remoteBao = h.evalConfig [
+    {
+      services.chainstead = {
+        storage = tiers;
+        secrets = { inherit openbao; };
+        fulcrum = {
+          enable = true;
+          bitcoind = remoteClient // {
+            network = "mainnet";
+          };
+        };
+        lnd = {
+          enable = true;
+          network = "mainnet";
+          bitcoind = remoteClient // {
+            zmqRawBlock = "tcp://10.0.0.2:28332";
+            zmqRawTx = "tcp://10.0.0.2:28333";
+          };
+        };
+      };
+    }
+  ];
+  baoManifest = h.renderedJSON remoteBao.services.chainstead.secrets.manifest.unchecked;
+
   svc = config: name: config.systemd.services.${name};
   lines = drv: lib.splitString "\n" (h.renderedText drv);
   fulcrumConf = config: lines config.services.chainstead.fulcrum.configFile;
@@ -368,6 +405,64 @@ in
     (h.expectEqual "no PartOf a bitcoind that is not here" [ ] (svc remote "lnd").partOf)
   ];
 
+  # Each unit that reads the remote bitcoind's password loads it from
+  # OpenBao through a loader of its own, required by and ordered before it.
+  remote-password-from-openbao =
+    let
+      readers = {
+        fulcrum = "fulcrum";
+        lnd = "lnd";
+        sync-gate-bitcoind = "chainstead-sync-gate-bitcoind";
+        sync-gate-fulcrum = "chainstead-sync-gate-fulcrum";
+      };
+      perReader =
+        set: unit:
+        let
+          loader = svc remoteBao "chainstead-secrets-${set}";
+          file = "/run/chainstead/secrets/${set}/bitcoind-rpc-password";
+        in
+        [
+          (h.expectEqual "${unit}: the loader fetches the password's KV path and field" {
+            path = "chainstead/bitcoind/rpc-electrum";
+            field = "password";
+            generate = null;
+          } { inherit (baoManifest.services.${set}.secrets.bitcoind-rpc-password) path field generate; })
+          (h.expectContains "${unit}: requires its loader" "${unit}.service" loader.requiredBy)
+          (h.expectContains "${unit}: its loader runs first" "${unit}.service" loader.before)
+          (h.expectContains "${unit}: the password comes through LoadCredential"
+            (if lib.hasPrefix "chainstead-sync-gate-" unit then "rpc-password:${file}" else "bitcoind-rpc-password:${file}")
+            (svc remoteBao unit).serviceConfig.LoadCredential
+          )
+        ];
+    in
+    [
+      (h.expectNoFailedAssertions "Fulcrum and LND with the remote password from OpenBao evaluate cleanly" remoteBao)
+      (h.expectEqual "one loader set per reader of the password, besides LND's wallet password"
+        (lib.attrNames readers)
+        (lib.attrNames baoManifest.services)
+      )
+      (h.expectEqual "LND's set keeps its wallet password" [
+        "bitcoind-rpc-password"
+        "wallet-password"
+      ] (lib.attrNames baoManifest.services.lnd.secrets))
+      (h.expectEqual "the gate reads its credential, with the user" {
+        rpc_user = "electrum";
+        rpc_password_file = "/run/credentials/chainstead-sync-gate-bitcoind.service/rpc-password";
+      } { inherit ((manifest remoteBao "bitcoind").backend) rpc_user rpc_password_file; })
+      (h.expectEqual "Fulcrum runs with the config assembled in /run"
+        "${pkgs.fulcrum}/bin/Fulcrum /run/fulcrum/fulcrum.conf"
+        (svc remoteBao "fulcrum").serviceConfig.ExecStart
+      )
+      (h.expectNoSecrets "the manifests hold names and paths only" {
+        value = [
+          baoManifest
+          (manifest remoteBao "bitcoind")
+          (manifest remoteBao "fulcrum")
+        ];
+      })
+    ]
+    ++ lib.concatLists (lib.mapAttrsToList perReader readers);
+
   lnd-wallet = [
     (h.expectEqual "the wallet is created by a root oneshot after LND" {
       User = "root";
@@ -551,6 +646,24 @@ in
         };
       };
     }) "exactly one credential")
+    (h.expectAssertion "a password from OpenBao needs OpenBao" (node {
+      fulcrum = {
+        enable = true;
+        bitcoind = remoteClient // {
+          cookieFile = null;
+        };
+      };
+    }) "passwordSecretPath needs OpenBao")
+    (h.expectAssertion "a password file and a KV path are not both set" (node {
+      secrets = { inherit openbao; };
+      lnd = {
+        enable = true;
+        bitcoind = remoteClient // {
+          cookieFile = null;
+          passwordFile = "/run/secret";
+        };
+      };
+    }) "not both")
     (h.expectAssertion "a certificate without its key is refused" (node {
       fulcrum = {
         enable = true;
