@@ -268,10 +268,19 @@ rec {
     }:
     [
       {
-        assertion = (client.cookieFile != null) != (client.user != null && bitcoindUsesPassword client);
+        assertion = (client.cookieFile != null) != bitcoindUsesPassword client;
         message = ''
           ${option} needs exactly one credential: cookieFile, or user together with
           passwordFile or passwordSecretPath (${program} refuses both at once).
+          cookieFile defaults to the local bitcoind's cookie: set it to null to use
+          a password.
+        '';
+      }
+      {
+        assertion = (client.user != null) == bitcoindUsesPassword client;
+        message = ''
+          ${option}.user goes together with passwordFile or passwordSecretPath:
+          the RPC user and its password are set both or neither.
         '';
       }
       {

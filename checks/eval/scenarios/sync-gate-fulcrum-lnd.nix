@@ -654,6 +654,32 @@ in
         };
       };
     }) "passwordSecretPath needs OpenBao")
+    (h.expectAssertion "a password without its user is refused, next to the local cookie" (node {
+      secrets = { inherit openbao; };
+      fulcrum = {
+        enable = true;
+        bitcoind.passwordSecretPath = "chainstead/bitcoind/rpc-electrum";
+      };
+    }) "exactly one credential")
+    (h.expectAssertion "a password without its user is refused" (node {
+      secrets = { inherit openbao; };
+      lnd = {
+        enable = true;
+        bitcoind = remoteClient // {
+          cookieFile = null;
+          user = null;
+        };
+      };
+    }) "set both or neither")
+    (h.expectAssertion "a user without a password is refused" (node {
+      lnd = {
+        enable = true;
+        bitcoind = {
+          cookieFile = null;
+          user = "lnd";
+        };
+      };
+    }) "exactly one credential")
     (h.expectAssertion "a password file and a KV path are not both set" (node {
       secrets = { inherit openbao; };
       lnd = {

@@ -255,11 +255,17 @@ impl Engine {
             }
             // A name another process claimed for this very content, not yet
             // published (it may be asking LND to verify it right now).
-            let claimed = s
-                .named
-                .get(kind.as_str())
-                .filter(|_| s.named_sha256.get(kind.as_str()).map(String::as_str) == Some(sha))
-                .cloned();
+            let same_content = s.named_sha256.get(kind.as_str()).map(String::as_str) == Some(sha);
+            let claimed = s.named.get(kind.as_str()).filter(|_| same_content).cloned();
+            // Other content claimed under a newer name (maybe still being
+            // verified): with `anew`, ours is stale and must not overtake it.
+            let newer_claim = !same_content
+                && s.named
+                    .get(kind.as_str())
+                    .is_some_and(|n| !self.wanted_is_newest(kind, n));
+            if anew && newer_claim {
+                return;
+            }
             let name = match (current, claimed) {
                 (Some(c), _)
                     if anew && c.sha256 != sha && !self.wanted_is_newest(kind, &c.name) =>
@@ -328,6 +334,7 @@ impl Engine {
                 "not naming {} anew: another process made newer content current",
                 v.name
             );
+            self.adopt_current(kind).await;
             return Ok(());
         };
         tracing::warn!(
@@ -337,6 +344,57 @@ impl Engine {
         );
         self.publish(kind, name, v.sha256.clone(), v.plain.to_vec(), v.seen)
             .await
+    }
+
+    /// Makes the version another process made current the wanted one, from
+    /// the local copy it keeps in the shared state directory, so that a
+    /// stale wanted version is not retried. Nothing changes if that copy
+    /// cannot be read or does not match its recorded hash.
+    async fn adopt_current(&self, kind: Kind) {
+        let st = self.store.snapshot();
+        let Some(current) = (match kind {
+            Kind::Channel => st.channel,
+            Kind::Snapshot => st.snapshot,
+        }) else {
+            return;
+        };
+        if self.wanted_is_newest(kind, &current.name) {
+            return;
+        }
+        let data = match self.local.get(kind, &current.name).await {
+            Ok(d) if channel::sha256_hex(&d) == current.sha256 => d,
+            Ok(_) => {
+                tracing::warn!("the local copy {} does not match its hash", current.name);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                return;
+            }
+        };
+        let sealed = match &self.sealer {
+            Some(s) => match s.seal(&data) {
+                Ok(x) => Some(Arc::new(x)),
+                Err(e) => {
+                    tracing::warn!("{e:#}");
+                    return;
+                }
+            },
+            None => None,
+        };
+        self.raise_floor(kind, &current.name);
+        tracing::info!(
+            "taking up {}, made current by another process",
+            current.name
+        );
+        self.wanted(kind).send_replace(Some(Arc::new(Version {
+            kind,
+            name: current.name,
+            sha256: current.sha256,
+            plain: Arc::new(data),
+            sealed,
+            seen: Instant::now(),
+        })));
     }
 
     /// Records a read of channel.backup: `None` when its bytes were read,
@@ -553,7 +611,12 @@ impl Engine {
                 Kind::Channel => &mut s.channel,
                 Kind::Snapshot => &mut s.snapshot,
             };
-            if slot.as_ref().map(|p| p.name != name).unwrap_or(true) {
+            // Never back to an older name: another process may have
+            // published newer content since this version was named.
+            let replace = slot
+                .as_ref()
+                .is_none_or(|p| p.name != name && !version::newer(&p.name, &name));
+            if replace {
                 // Content named anew keeps the time it was first seen.
                 let since = match slot.as_ref() {
                     Some(p) if p.sha256 == sha => p.since,
@@ -574,7 +637,11 @@ impl Engine {
         self.wanted(kind).send_replace(Some(v.clone()));
         tracing::info!("new {} version {name}", kind.as_str());
         if let Some(a) = v.artifact(false) {
-            if let Err(e) = self.local.put(&a).await {
+            let put = async {
+                let _held = self.put_lock("local", kind).await?;
+                self.local.put(&a).await
+            };
+            if let Err(e) = put.await {
                 tracing::warn!("failed to keep the local copy {name}: {e:#}");
             } else if let Err(e) = Backend::Directory(self.local.clone())
                 .prune(kind, &self.m.retention, &[name.as_str()])
@@ -584,6 +651,19 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Held while a version is put to `target`: the put reads `latest`,
+    /// compares and moves it, and another process on this host (a `push`
+    /// next to the service) must not interleave, or an older version's
+    /// move could land after a newer one's. Per target and kind, so a slow
+    /// target never waits for another.
+    async fn put_lock(&self, target: &str, kind: Kind) -> Result<state::StateLock> {
+        let dir = self.m.state_dir.clone();
+        let file = format!("lock.put-{target}-{}", kind.as_str());
+        tokio::task::spawn_blocking(move || state::lock_named(&dir, &file))
+            .await
+            .context("failed to join a lock wait")?
     }
 
     /// True if the target acknowledged `v` under its current name (the
@@ -647,12 +727,16 @@ impl Engine {
                 if backend.is_none() {
                     backend = Some(Backend::from_spec(&spec, &self.scratch)?);
                 }
-                match backend.as_ref() {
-                    Some(b) => tokio::time::timeout(Duration::from_secs(120), b.put(&artifact))
-                        .await
-                        .context("failed to finish the push within 120 s")?,
-                    None => Ok(()),
-                }
+                let put = async {
+                    let _held = self.put_lock(&name, kind).await?;
+                    match backend.as_ref() {
+                        Some(b) => b.put(&artifact).await,
+                        None => Ok(()),
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(120), put)
+                    .await
+                    .context("failed to finish the push within 120 s")?
             };
             let result = tokio::select! {
                 r = attempt => r,
@@ -1074,7 +1158,7 @@ mod tests {
         ));
         let newer = lnd_writes(t.path(), 2);
         let other = engine(t.path());
-        let Ingest::New(other_name) = push_once(other, Kind::Channel, Duration::from_secs(10))
+        let Ingest::New(other_name) = push_once(other, Kind::Channel, Duration::from_secs(30))
             .await
             .unwrap()
         else {
@@ -1086,7 +1170,7 @@ mod tests {
         let (stop, sd) = Shutdown::manual();
         let handles = stale.spawn_targets(&[Kind::Channel], &sd);
         let start = Instant::now();
-        while !stale.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(10) {
+        while !stale.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = stop.send(true);
@@ -1102,6 +1186,80 @@ mod tests {
         assert_eq!(wanted.name, other_name, "the newer content was named anew");
         assert_eq!(*wanted.plain, newer);
         assert_eq!(usb_latest(t.path()), (other_name, newer));
+    }
+
+    /// As above, but channel.backup is gone when the stale process finds
+    /// the newer `latest`: it cannot read the source again, so it takes up
+    /// the other process's version from the shared local copies instead of
+    /// retrying its old bytes (or naming them ahead of the newer ones).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_process_takes_up_the_local_copy_when_the_file_is_gone() {
+        let t = tempfile::tempdir().unwrap();
+        lnd_writes(t.path(), 1);
+        let stale = engine(t.path());
+        stale.ingest_channel().await.unwrap();
+        let newer = lnd_writes(t.path(), 2);
+        let other = engine(t.path());
+        let Ingest::New(other_name) = push_once(other, Kind::Channel, Duration::from_secs(30))
+            .await
+            .unwrap()
+        else {
+            panic!("the second process read nothing new");
+        };
+        std::fs::remove_file(t.path().join("lnd/channel.backup")).unwrap();
+
+        let (stop, sd) = Shutdown::manual();
+        let handles = stale.spawn_targets(&[Kind::Channel], &sd);
+        let start = Instant::now();
+        while !stale.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        for h in handles {
+            h.await.unwrap();
+        }
+        let wanted = stale.channel.borrow().clone().unwrap();
+        assert_eq!(wanted.name, other_name);
+        assert_eq!(*wanted.plain, newer);
+        assert_eq!(usb_latest(t.path()), (other_name.clone(), newer));
+        assert_eq!(
+            stale.store.snapshot().channel.unwrap().name,
+            other_name,
+            "state moved back"
+        );
+    }
+
+    /// A version named before another process named and published newer
+    /// content, and published only after it, never moves state's current
+    /// version back (`status` would report every target behind forever).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_publish_never_moves_current_back() {
+        let t = tempfile::tempdir().unwrap();
+        let old = lnd_writes(t.path(), 1);
+        let slow = engine(t.path());
+        let old_sha = channel::sha256_hex(&old);
+        let old_name = {
+            let lock = slow.store.lock();
+            slow.claim_name(
+                lock.as_ref(),
+                Kind::Channel,
+                &old_sha,
+                Utc::now(),
+                false,
+                |t| version::channel_name(t, &old_sha),
+            )
+            .unwrap()
+        };
+        lnd_writes(t.path(), 2);
+        let fast = engine(t.path());
+        let Ingest::New(new_name) = fast.ingest_channel().await.unwrap() else {
+            panic!("nothing new read");
+        };
+        assert!(version::newer(&new_name, &old_name));
+        slow.publish(Kind::Channel, old_name, old_sha, old, Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(slow.store.snapshot().channel.unwrap().name, new_name);
     }
 
     /// A name claimed for some content and not yet published (LND may be

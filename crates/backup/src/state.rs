@@ -204,8 +204,14 @@ pub type StateLock = nix::fcntl::Flock<std::fs::File>;
 
 /// Blocks until this process holds the state directory's lock.
 pub fn lock_dir(dir: &Path) -> Result<StateLock> {
+    lock_named(dir, "lock")
+}
+
+/// Blocks until this process holds the lock file `name` in the state
+/// directory (created with the directory's owner when run as root).
+pub fn lock_named(dir: &Path, name: &str) -> Result<StateLock> {
     use std::os::unix::fs::OpenOptionsExt;
-    let p = dir.join("lock");
+    let p = dir.join(name);
     let existed = p.exists();
     let file = std::fs::OpenOptions::new()
         .read(true)

@@ -92,8 +92,16 @@ fn burst_of_rewrites_ends_newest_everywhere_and_never_goes_back() {
         seen1.len(),
         seen2.len()
     );
-    let prom = std::fs::read_to_string(t.path().join("chainstead-backup.prom")).unwrap();
-    assert!(prom.contains("chainstead_backup_up_to_date{target=\"usb\",kind=\"directory\",artifact=\"channel\"} 1"), "{prom}");
+    // The metrics file is written just after state.json, which `status` reads.
+    let prom = t.path().join("chainstead-backup.prom");
+    let up =
+        "chainstead_backup_up_to_date{target=\"usb\",kind=\"directory\",artifact=\"channel\"} 1";
+    assert!(
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&prom)
+            .is_ok_and(|p| p.contains(up))),
+        "{}",
+        std::fs::read_to_string(&prom).unwrap_or_default()
+    );
 }
 
 #[test]
@@ -128,19 +136,19 @@ fn truncated_or_empty_files_are_refused_and_good_copies_kept() {
         .as_u64()
         .unwrap()
         >= 2));
-    std::thread::sleep(Duration::from_millis(300));
+    // A reconcile may have refused the empty file again first.
+    assert!(
+        wait_until(Duration::from_secs(30), || status_json(&manifest)
+            ["rejected"]["last_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("30 bytes"))),
+        "{}",
+        status_json(&manifest)
+    );
     assert_eq!(
         dir_latest(&usb).unwrap().1,
         good,
         "a bad file replaced the good copy"
-    );
-    let st = status_json(&manifest);
-    assert!(
-        st["rejected"]["last_reason"]
-            .as_str()
-            .unwrap()
-            .contains("30 bytes"),
-        "{st}"
     );
     assert!(log(t.path()).contains("ERROR refusing to push channel.backup"));
     let prom = std::fs::read_to_string(t.path().join("chainstead-backup.prom")).unwrap();
@@ -212,7 +220,7 @@ fn target_down_for_a_while_catches_up_and_others_are_not_delayed() {
     std::fs::create_dir_all(blocked.join("lnd")).unwrap();
     let want = payload(6);
     assert!(
-        wait_until(Duration::from_secs(30), || dir_latest(&blocked.join("lnd"))
+        wait_until(Duration::from_secs(90), || dir_latest(&blocked.join("lnd"))
             .map(|x| x.1)
             == Some(want.clone())),
         "the target did not catch up:\n{}",
@@ -864,9 +872,15 @@ fn unreadable_channel_backup_is_reported_not_only_logged() {
         .as_str()
         .unwrap()
         .contains("channel.backup"));
+    // The metrics file is written just after state.json, which `status` reads.
+    assert!(
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&prom)
+            .is_ok_and(|p| p.contains(&format!("{up} 0"))
+                && p.contains("chainstead_backup_source_readable 0"))),
+        "{}",
+        std::fs::read_to_string(&prom).unwrap_or_default()
+    );
     let p = std::fs::read_to_string(&prom).unwrap();
-    assert!(p.contains(&format!("{up} 0")), "{p}");
-    assert!(p.contains("chainstead_backup_source_readable 0"), "{p}");
     assert!(
         !p.contains("chainstead_backup_source_read_failures_total 0\n"),
         "{p}"
@@ -974,7 +988,7 @@ fn pushes_next_to_the_service_serialise() {
         for i in 101..=last {
             lnd.write(&payload(i));
             let manifest = manifest.clone();
-            pushes.push(sc.spawn(move || run(&["push", "--timeout", "30"], &manifest)));
+            pushes.push(sc.spawn(move || run(&["push", "--timeout", "120"], &manifest)));
         }
         for p in pushes {
             let o = p.join().unwrap();

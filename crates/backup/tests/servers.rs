@@ -121,7 +121,7 @@ fn webdav_burst_outage_and_catch_up() {
     let _server = rclone(&served, port);
     let start = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(40), || dir_latest(&dav_dir)
+        wait_until(Duration::from_secs(90), || dir_latest(&dav_dir)
             .map(|x| x.1)
             == Some(newest.clone())),
         "webdav did not catch up:\n{}",
@@ -184,7 +184,16 @@ fn garage_burst_wrong_secret_verify_restore() {
     )
     .map(|x| x.1)
         == Some(last.clone())));
-    // The wrong secret: a clear error for that target only.
+    // The wrong secret: a clear error for that target only. (The others'
+    // acknowledgements reach state.json just after their writes.)
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let st = status_json(&manifest);
+            st["targets"][0]["current"] == true && st["targets"][2]["current"] == true
+        }),
+        "{}",
+        status_json(&manifest)
+    );
     let st = status_json(&manifest);
     let bad = &st["targets"][1];
     assert_eq!(bad["current"], false, "{st}");
