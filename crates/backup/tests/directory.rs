@@ -904,7 +904,10 @@ fn unreadable_channel_backup_is_reported_not_only_logged() {
         wait_until(Duration::from_secs(10), || std::fs::read_to_string(&prom)
             .is_ok_and(|p| p.contains(&format!("{up} 1"))
                 && p.contains(
-                    "chainstead_backup_source_last_read_timestamp_seconds 1"
+                    "chainstead_backup_source_last_read_timestamp_seconds "
+                )
+                && !p.contains(
+                    "chainstead_backup_source_last_read_timestamp_seconds 0\n"
                 ))),
         "{}",
         std::fs::read_to_string(&prom).unwrap()

@@ -163,7 +163,9 @@ fn rvault_waits_for_unseal() {
         services(&o, &g),
     );
     let loader = std::thread::spawn(move || load(&m));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Long enough for the loader to start and meet the seal on a loaded
+    // machine; well inside its 30 s deadline.
+    std::thread::sleep(Duration::from_secs(5));
     rv.unseal();
     let r = loader.join().unwrap();
     assert!(r.ok);

@@ -239,8 +239,10 @@ impl Env {
                         "role_id_file": self.path("role-id"),
                         "secret_id_file": self.path("secret-id")
                     }},
-                    "deadline_secs": 10,
-                    "request_timeout_secs": 2
+                    // Generous: a loaded CI machine must not turn a slow
+                    // answer into a retry (requests are counted) or a failure.
+                    "deadline_secs": 30,
+                    "request_timeout_secs": 10
                 });
                 if let Value::Object(extra) = openbao {
                     for (k, v) in extra {
