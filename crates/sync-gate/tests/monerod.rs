@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chainstead_sync_gate::backend::monerod::{observe, GetInfo};
 use chainstead_sync_gate::{Observation, Prober};
-use chainstead_testkit::{free_port, require_binary, wait_for_tcp, ChildGuard};
+use chainstead_testkit::{free_port, require_binary, ChildGuard};
 use serde_json::{json, Value};
 
 /// A mainnet-format address (the Monero General Fund's published donation
@@ -62,12 +62,13 @@ fn start_node(data_dir: &Path, p2p: u16, extra: &[&str]) -> Node {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let node = Node {
+    let mut node = Node {
         child: ChildGuard::new(child),
         rpc,
         p2p,
     };
-    wait_for_tcp(([127, 0, 0, 1], rpc).into(), Duration::from_secs(60));
+    node.child
+        .wait_for_tcp(([127, 0, 0, 1], rpc).into(), Duration::from_secs(60));
     node
 }
 

@@ -9,5 +9,5 @@ mod process;
 mod replay;
 pub mod vault;
 
-pub use process::{free_port, require_binary, wait_for_tcp, ChildGuard};
+pub use process::{free_port, require_binary, ChildGuard};
 pub use replay::{ReplayServer, Reply, Request, Response};

@@ -26,18 +26,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until something accepts TCP connections on `addr`.
-pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listened on {addr} within {timeout:?}");
-}
-
 /// Kills and reaps the child when dropped, so a failing test leaves no
 /// server running.
 #[derive(Debug)]
@@ -51,11 +39,48 @@ impl ChildGuard {
     pub fn id(&self) -> u32 {
         self.0.id()
     }
+
+    /// Waits until the server this guard started accepts TCP connections
+    /// on `addr`. Fails at once, with its exit status, if the server exits
+    /// first (a port another process took meanwhile, say) instead of
+    /// waiting out `timeout`.
+    pub fn wait_for_tcp(&mut self, addr: SocketAddr, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                panic!(
+                    "the server exited ({status}) before listening on {addr}; is the port taken?"
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nothing listened on {addr} within {timeout:?}");
+    }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "exited")]
+    fn a_server_that_exits_fails_the_wait_at_once() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // Far longer than the test takes: only the exit can end the wait.
+        ChildGuard::new(child).wait_for_tcp(addr, Duration::from_secs(600));
     }
 }

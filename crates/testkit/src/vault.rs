@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::{free_port, require_binary, wait_for_tcp, ChildGuard};
+use crate::{free_port, require_binary, ChildGuard};
 
 /// A running, not yet initialised server.
 pub struct RustyVault {
@@ -57,8 +57,8 @@ impl RustyVault {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let child = ChildGuard::new(child);
-        wait_for_tcp(addr, Duration::from_secs(20));
+        let mut child = ChildGuard::new(child);
+        child.wait_for_tcp(addr, Duration::from_secs(20));
         Self {
             addr,
             dir,

@@ -12,7 +12,7 @@ use chainstead_backup::targets::Backend;
 use chainstead_backup::version::Kind;
 pub use chainstead_testkit::vault::http;
 use chainstead_testkit::vault::RustyVault;
-use chainstead_testkit::{free_port, require_binary, wait_for_tcp, ChildGuard};
+use chainstead_testkit::{free_port, require_binary, ChildGuard};
 use serde_json::{json, Value};
 
 use super::wait_until;
@@ -61,8 +61,8 @@ pub fn rclone(root: &Path, port: u16) -> Rclone {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let child = ChildGuard::new(child);
-    wait_for_tcp(addr, Duration::from_secs(20));
+    let mut child = ChildGuard::new(child);
+    child.wait_for_tcp(addr, Duration::from_secs(20));
     Rclone { _child: child }
 }
 
@@ -111,9 +111,9 @@ pub fn garage() -> Garage {
         .stderr(log)
         .spawn()
         .unwrap();
-    let child = ChildGuard::new(child);
+    let mut child = ChildGuard::new(child);
     let addr: SocketAddr = format!("127.0.0.1:{s3}").parse().unwrap();
-    wait_for_tcp(addr, Duration::from_secs(30));
+    child.wait_for_tcp(addr, Duration::from_secs(30));
     Garage {
         _child: child,
         _dir: dir,
