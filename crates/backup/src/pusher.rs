@@ -372,29 +372,39 @@ impl Engine {
                 return;
             }
         };
+        let v = match self.version(kind, current.name, current.sha256, data, Instant::now()) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                return;
+            }
+        };
+        self.raise_floor(kind, &v.name);
+        tracing::info!("taking up {}, made current by another process", v.name);
+        self.wanted(kind).send_replace(Some(v));
+    }
+
+    /// A version of `data`, sealed for the targets that encrypt.
+    fn version(
+        &self,
+        kind: Kind,
+        name: String,
+        sha256: String,
+        data: Vec<u8>,
+        seen: Instant,
+    ) -> Result<Arc<Version>> {
         let sealed = match &self.sealer {
-            Some(s) => match s.seal(&data) {
-                Ok(x) => Some(Arc::new(x)),
-                Err(e) => {
-                    tracing::warn!("{e:#}");
-                    return;
-                }
-            },
+            Some(s) => Some(Arc::new(s.seal(&data)?)),
             None => None,
         };
-        self.raise_floor(kind, &current.name);
-        tracing::info!(
-            "taking up {}, made current by another process",
-            current.name
-        );
-        self.wanted(kind).send_replace(Some(Arc::new(Version {
+        Ok(Arc::new(Version {
             kind,
-            name: current.name,
-            sha256: current.sha256,
+            name,
+            sha256,
             plain: Arc::new(data),
             sealed,
-            seen: Instant::now(),
-        })));
+            seen,
+        }))
     }
 
     /// Records a read of channel.backup: `None` when its bytes were read,
@@ -593,18 +603,7 @@ impl Engine {
         data: Vec<u8>,
         seen: Instant,
     ) -> Result<()> {
-        let sealed = match &self.sealer {
-            Some(s) => Some(Arc::new(s.seal(&data)?)),
-            None => None,
-        };
-        let v = Arc::new(Version {
-            kind,
-            name: name.clone(),
-            sha256: sha.clone(),
-            plain: Arc::new(data),
-            sealed,
-            seen,
-        });
+        let v = self.version(kind, name.clone(), sha.clone(), data, seen)?;
         let size = v.plain.len() as u64;
         self.store.update(|s| {
             let slot = match kind {
@@ -1134,6 +1133,21 @@ mod tests {
         data
     }
 
+    /// Runs the engine's channel target tasks until every target holds its
+    /// wanted version (30 s at most), then stops them.
+    async fn run_targets_until_current(e: &Arc<Engine>) {
+        let (stop, sd) = Shutdown::manual();
+        let handles = e.spawn_targets(&[Kind::Channel], &sd);
+        let start = Instant::now();
+        while !e.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+
     fn usb_latest(dir: &Path) -> (String, Vec<u8>) {
         let folder = dir.join("usb");
         let name = std::fs::read_to_string(folder.join(crate::targets::LATEST)).unwrap();
@@ -1167,16 +1181,7 @@ mod tests {
         assert_eq!(usb_latest(t.path()), (other_name.clone(), newer.clone()));
 
         // Only now does the stale process push what it read first.
-        let (stop, sd) = Shutdown::manual();
-        let handles = stale.spawn_targets(&[Kind::Channel], &sd);
-        let start = Instant::now();
-        while !stale.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = stop.send(true);
-        for h in handles {
-            h.await.unwrap();
-        }
+        run_targets_until_current(&stale).await;
         assert!(
             stale.all_current(Kind::Channel),
             "the stale process never caught up: {:?}",
@@ -1208,16 +1213,7 @@ mod tests {
         };
         std::fs::remove_file(t.path().join("lnd/channel.backup")).unwrap();
 
-        let (stop, sd) = Shutdown::manual();
-        let handles = stale.spawn_targets(&[Kind::Channel], &sd);
-        let start = Instant::now();
-        while !stale.all_current(Kind::Channel) && start.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = stop.send(true);
-        for h in handles {
-            h.await.unwrap();
-        }
+        run_targets_until_current(&stale).await;
         let wanted = stale.channel.borrow().clone().unwrap();
         assert_eq!(wanted.name, other_name);
         assert_eq!(*wanted.plain, newer);
