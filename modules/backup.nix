@@ -212,8 +212,8 @@ let
 
   credentialsOf =
     name: t:
-    lib.filter (c: c.file != null) (
-      {
+    let
+      byKind = {
         directory = [ ];
         s3 = [
           (cred name "access-key-id" t.accessKeyIdFile)
@@ -229,9 +229,9 @@ let
               (cred name "secret-id" t.secretIdFile)
             ];
         pbs = [ (cred name "password" t.passwordFile) ];
-      }
-      .${t.kind}
-    );
+      };
+    in
+    lib.filter (c: c.file != null) byKind.${t.kind};
 
   allCredentials = lib.concatLists (lib.mapAttrsToList credentialsOf cfg.targets);
 

@@ -55,7 +55,7 @@ let
   renderedText =
     drv:
     let
-      name = drv.name or (show drv);
+      name = lib.attrByPath [ "name" ] (show drv) drv;
     in
     drv.text or drv.value
       or (throw "renderedText: ${name} kept no text; was it made by a stub builder?");

@@ -44,7 +44,7 @@ let
           outputs = [ "out" ];
           out = self;
           all = [ self ];
-          meta = attrs.meta or { };
+          meta = lib.attrByPath [ "meta" ] { } attrs;
           overrideAttrs = f: fake (attrs // (if isFunction f then f attrs else f));
           # callPackage's override: the package function's arguments are
           # not known here, so the overridden ones are kept as
@@ -286,11 +286,11 @@ let
       mapAttrs (_: v: if builtins.isList v then listToValue v else v);
 
   formats = {
-    json = { }: jsonLike "JSON value" true;
+    json = _: jsonLike "JSON value" true;
     yaml = formats.yaml_1_1;
-    yaml_1_1 = { }: jsonLike "YAML 1.1 value" true;
-    yaml_1_2 = { }: jsonLike "YAML 1.2 value" true;
-    toml = { }: jsonLike "TOML value" false;
+    yaml_1_1 = _: jsonLike "YAML 1.1 value" true;
+    yaml_1_2 = _: jsonLike "YAML 1.2 value" true;
+    toml = _: jsonLike "TOML value" false;
 
     keyValue =
       {
@@ -474,12 +474,15 @@ let
         postBuild ? "",
         ...
       }:
+      # symlinkJoin's own defaults, which the caller's arguments override.
       fake (
-        args
+        {
+          preferLocalBuild = true;
+          allowSubstitutes = false;
+        }
+        // args
         // {
           inherit name paths postBuild;
-          preferLocalBuild = args.preferLocalBuild or true;
-          allowSubstitutes = args.allowSubstitutes or false;
         }
       );
   };

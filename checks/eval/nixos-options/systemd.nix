@@ -308,9 +308,9 @@ let
         mkMerge [
           {
             name = "${name}.service";
-            environment.PATH = mkIf (config.path != [ ]) (
-              "${makeBinPath config.path}:${makeSearchPathOutput "bin" "sbin" config.path}"
-            );
+            environment.PATH = mkIf (
+              config.path != [ ]
+            ) "${makeBinPath config.path}:${makeSearchPathOutput "bin" "sbin" config.path}";
             enableStrictShellChecks = mkOptionDefault cfg.enableStrictShellChecks;
             path = mkAfter [
               pkgs.coreutils
