@@ -330,16 +330,13 @@ let
   # The build fails, not the boot, when a manifest is invalid.
   checked =
     name: value:
-    let
-      file = pkgs.writeText "${name}.json" (builtins.toJSON value);
-    in
-    pkgs.runCommand name { manifest = file; } ''
-      ${lib.getExe cfg.package} validate --manifest "$manifest"
-      cp "$manifest" "$out"
-    '';
+    chainstead.checkedManifest {
+      inherit pkgs name value;
+      inherit (cfg) package;
+    };
 
-  serviceManifest = checked "chainstead-backup-manifest" (manifestFor true);
-  operatorManifest = checked "chainstead-backup-operator-manifest" (manifestFor false);
+  serviceManifest = checked "chainstead-backup" (manifestFor true);
+  operatorManifest = checked "chainstead-backup-operator" (manifestFor false);
 
   # LND's directories from its data dir down to the network directory.
   lndDirs =

@@ -153,6 +153,29 @@ rec {
       description = "The ${attr} package to use.";
     };
 
+  # A tool's manifest: `value` as JSON, checked by `<package> validate` when
+  # the system is built, so a bad configuration fails the build, not the
+  # boot. The file before the check is `manifest` (also `passthru.unchecked`).
+  checkedManifest =
+    {
+      pkgs,
+      package,
+      name,
+      value,
+    }:
+    let
+      unchecked = pkgs.writeText "${name}.json" (builtins.toJSON value);
+    in
+    pkgs.runCommand "${name}-manifest.json"
+      {
+        manifest = unchecked;
+        passthru = { inherit unchecked; };
+      }
+      ''
+        ${lib.getExe package} validate --manifest "$manifest"
+        cp "$manifest" "$out"
+      '';
+
   # Where a client on this host reaches a server bound to `address`.
   connectHost =
     address:

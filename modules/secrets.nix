@@ -223,13 +223,10 @@ let
   # The build fails, not the boot, when a manifest is invalid.
   checked =
     name: value:
-    let
-      unchecked = pkgs.writeText "${name}.json" (builtins.toJSON value);
-    in
-    pkgs.runCommand "${name}-manifest.json" { passthru = { inherit unchecked; }; } ''
-      ${lib.getExe cfg.package} validate --manifest ${unchecked}
-      cp ${unchecked} "$out"
-    '';
+    chainstead.checkedManifest {
+      inherit pkgs name value;
+      inherit (cfg) package;
+    };
 
   # The whole stack's manifest, for `store` and the operator's `check`.
   checkedManifest = checked "chainstead-secrets" manifest;

@@ -131,27 +131,23 @@ let
         };
       };
 
-      config.manifest =
-        let
-          file = pkgs.writeText "chainstead-sync-gate-${name}.json" (
-            builtins.toJSON {
-              version = 1;
-              inherit name;
-              flag_file = config.flagFile;
-              metrics_dir = cfg.metricsDir;
-              poll = {
-                slow_secs = cfg.poll.slowSecs;
-                fast_secs = cfg.poll.fastSecs;
-              };
-              inherit (config) backend;
-            }
-          );
-        in
-        # A bad manifest fails the build of the system, not the boot.
-        pkgs.runCommand "chainstead-sync-gate-${name}-manifest" { manifest = file; } ''
-          ${lib.getExe cfg.package} validate --manifest "$manifest"
-          cp "$manifest" "$out"
-        '';
+      # A bad manifest fails the build of the system, not the boot.
+      config.manifest = chainstead.checkedManifest {
+        inherit pkgs;
+        inherit (cfg) package;
+        name = "chainstead-sync-gate-${name}";
+        value = {
+          version = 1;
+          inherit name;
+          flag_file = config.flagFile;
+          metrics_dir = cfg.metricsDir;
+          poll = {
+            slow_secs = cfg.poll.slowSecs;
+            fast_secs = cfg.poll.fastSecs;
+          };
+          inherit (config) backend;
+        };
+      };
     }
   );
 
