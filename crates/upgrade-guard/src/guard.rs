@@ -203,9 +203,6 @@ pub fn check(m: &Manifest, env: &Env) -> Result<Outcome> {
                     None => "no pre-upgrade copy (none configured for this service)".into(),
                 }
             );
-            if let Some(push) = &m.backup_push {
-                push_channel_backup(push);
-            }
             prune(m, &mut st)?;
             Ok(Outcome::Upgraded { copy: location })
         }
@@ -327,28 +324,50 @@ fn dir_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Pushes LND's current channel.backup once; a failure is a warning (the
-/// backup pusher's service pushed every change already).
-fn push_channel_backup(push: &crate::manifest::BackupPush) {
+/// Between `check` and LND's start (a unit of its own, root, for the
+/// backup pusher's credentials): when `check` prepared an upgrade, pushes
+/// LND's current channel.backup once through `chainstead-backup push`.
+/// Returns whether it pushed.
+pub fn push_backup(m: &Manifest) -> Result<bool> {
+    let Some(push) = &m.backup_push else {
+        bail!("failed to push a channel backup: the manifest has no backup_push section");
+    };
+    let st = State::load(&m.state_file)?;
+    let upgrading = st
+        .as_ref()
+        .and_then(|s| s.pending.as_ref())
+        .filter(|p| p.version == m.package_version && p.from.is_some())
+        .filter(|_| matches!(plan(m, st.as_ref()), Ok(Plan::Resume { .. })));
+    let Some(p) = upgrading else {
+        tracing::info!(
+            "lnd {}: no upgrade pending, no extra channel backup push",
+            m.package_version
+        );
+        return Ok(false);
+    };
     let status = Command::new(&push.program)
         .arg("push")
         .arg("--manifest")
         .arg(&push.manifest)
         .arg("--timeout")
         .arg(push.timeout_secs.to_string())
-        .status();
-    match status {
-        Ok(s) if s.success() => tracing::info!("pushed a fresh channel backup before the upgrade"),
-        Ok(s) => tracing::warn!(
-            "failed to push a fresh channel backup before the upgrade ({} push: {s}); \
-             the last one the backup pusher sent still holds every channel",
+        .status()
+        .with_context(|| format!("failed to run {} push", push.program.display()))?;
+    if !status.success() {
+        bail!(
+            "failed to push a fresh channel backup before the upgrade of lnd from {} to {} \
+             ({} push: {status}); the last one the backup pusher sent still covers every channel",
+            p.from.as_deref().unwrap_or("?"),
+            p.version,
             push.program.display()
-        ),
-        Err(e) => tracing::warn!(
-            "failed to run {} push before the upgrade: {e}",
-            push.program.display()
-        ),
+        );
     }
+    tracing::info!(
+        "pushed a fresh channel backup before the upgrade of lnd from {} to {}",
+        p.from.as_deref().unwrap_or("?"),
+        p.version
+    );
+    Ok(true)
 }
 
 /// The service's own ExecStartPre: refuses to start what `check` did not

@@ -35,6 +35,12 @@ enum Cmd {
         #[arg(long)]
         manifest: PathBuf,
     },
+    /// LND only, between `check` and the start: when an upgrade is
+    /// prepared, push a fresh channel backup through chainstead-backup.
+    PushBackup {
+        #[arg(long)]
+        manifest: PathBuf,
+    },
     /// After a successful start: record the package's version on the data.
     Record {
         #[arg(long)]
@@ -93,6 +99,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Verify { manifest } => {
             guard::verify(&Manifest::load(&manifest)?)?;
+        }
+        Cmd::PushBackup { manifest } => {
+            guard::push_backup(&Manifest::load(&manifest)?)?;
         }
         Cmd::Record { manifest } => {
             guard::record(&Manifest::load(&manifest)?)?;

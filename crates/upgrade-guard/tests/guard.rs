@@ -575,17 +575,16 @@ fn no_copy_configured_still_guards_the_version() {
 }
 
 #[test]
-fn the_backup_push_runs_after_the_copy() {
+fn a_fresh_channel_backup_is_pushed_on_an_upgrade_only() {
     let n = Node::new();
-    n.start("0.19.3-beta", &env_at(0));
     let bin = tempfile::tempdir().unwrap();
     let log = bin.path().join("push.log");
     let prog = bin.path().join("chainstead-backup");
-    // The fake pusher proves the copy is complete when it runs.
+    // The fake pusher logs the complete copies it finds and its arguments.
     fs::write(
         &prog,
         format!(
-            "#!/bin/sh\nls '{}' | grep -v '^\\.partial' > '{}'\necho \"$*\" >> '{}'\n",
+            "#!/bin/sh\nls '{}' 2>/dev/null | grep -v '^\\.partial' >> '{}'\necho \"$*\" >> '{}'\n",
             n.copies.display(),
             log.display(),
             log.display()
@@ -593,18 +592,51 @@ fn the_backup_push_runs_after_the_copy() {
     )
     .unwrap();
     fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
-    let m = n.manifest_with(
-        "0.20.0-beta",
-        json!({ "backup_push": { "program": prog, "manifest": "/etc/chainstead/backup.json" } }),
-    );
+    let push = |v: &str| {
+        n.manifest_with(
+            v,
+            json!({ "backup_push": { "program": prog, "manifest": "/etc/chainstead/backup.json" } }),
+        )
+    };
+    // First start and same version: nothing to push.
+    let m = push("0.19.3-beta");
+    guard::check(&m, &env_at(0)).unwrap();
+    assert!(!guard::push_backup(&m).unwrap());
+    guard::record(&m).unwrap();
+    guard::check(&m, &env_at(1)).unwrap();
+    assert!(!guard::push_backup(&m).unwrap());
+    assert!(!log.exists());
+
+    let m = push("0.20.0-beta");
     guard::check(&m, &env_at(5)).unwrap();
+    assert!(guard::push_backup(&m).unwrap());
     let out = fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].ends_with("0.19.3-beta-to-0.20.0-beta"), "{out}");
+    assert!(
+        lines[0].ends_with("0.19.3-beta-to-0.20.0-beta"),
+        "copy before push: {out}"
+    );
     assert_eq!(
         lines[1],
         "push --manifest /etc/chainstead/backup.json --timeout 60"
     );
+    // Once recorded, the next start pushes nothing more.
+    guard::record(&m).unwrap();
+    assert!(!guard::push_backup(&m).unwrap());
+    assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 2);
+}
+
+#[test]
+fn a_failed_push_is_an_error_naming_both_versions() {
+    let n = Node::new();
+    n.start("0.19.3-beta", &env_at(0));
+    let m = n.manifest_with(
+        "0.20.0-beta",
+        json!({ "backup_push": { "program": "/bin/false", "manifest": "/etc/chainstead/backup.json" } }),
+    );
+    guard::check(&m, &env_at(5)).unwrap();
+    let e = format!("{:#}", guard::push_backup(&m).unwrap_err());
+    assert!(e.contains("from 0.19.3-beta to 0.20.0-beta"), "{e}");
 }
 
 /// A real full disk: a 1 MiB tmpfs (needs root to mount; run with
