@@ -49,11 +49,13 @@
           "storage"
           "secrets"
           "bitcoind"
+          "upgrade-guard"
         ];
         monerod = component [
           "storage"
           "secrets"
           "monerod"
+          "upgrade-guard"
         ];
         sync-gate = component [
           "storage"
@@ -67,6 +69,7 @@
           "bitcoind"
           "sync-gate"
           "fulcrum"
+          "upgrade-guard"
         ];
         lnd = component [
           "storage"
@@ -74,6 +77,7 @@
           "bitcoind"
           "sync-gate"
           "lnd"
+          "upgrade-guard"
         ];
         thunderhub = component [
           "storage"
@@ -82,6 +86,7 @@
           "sync-gate"
           "lnd"
           "thunderhub"
+          "upgrade-guard"
         ];
         backup = component [
           "storage"
@@ -90,6 +95,13 @@
           "sync-gate"
           "lnd"
           "backup"
+          "upgrade-guard"
+        ];
+        # The guard of whichever guarded services are imported beside it.
+        upgrade-guard = component [
+          "storage"
+          "secrets"
+          "upgrade-guard"
         ];
       };
 
@@ -97,6 +109,7 @@
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
+        upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
       });
@@ -129,6 +142,7 @@
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-upgrade = vmTest "upgrade";
         }
       );
 

@@ -102,6 +102,9 @@ let
       mainProgram = "curl";
     }
     { pname = "util-linux"; }
+    # For snapshots before an upgrade; neither sets mainProgram in nixpkgs.
+    { pname = "zfs"; }
+    { pname = "btrfs-progs"; }
     {
       pname = "age";
       mainProgram = "age";
@@ -135,6 +138,10 @@ let
     {
       pname = "chainstead-backup";
       mainProgram = "chainstead-backup";
+    }
+    {
+      pname = "chainstead-upgrade-guard";
+      mainProgram = "chainstead-upgrade-guard";
     }
   ];
 
