@@ -419,6 +419,10 @@ in
     system.build = lib.mapAttrs' (name: m: lib.nameValuePair "${guardUnit name}-manifest" m) manifests;
 
     environment.systemPackages = [ cfg.package ];
+    # For `status` and `restore-lnd` by the operator (docs/operations.md).
+    environment.etc = lib.mapAttrs' (
+      name: m: lib.nameValuePair "chainstead/upgrade-guard/${name}.json" { source = m; }
+    ) manifests;
 
     services.chainstead.storage.directories = mkMerge (
       lib.mapAttrsToList (

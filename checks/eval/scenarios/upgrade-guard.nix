@@ -96,6 +96,9 @@ in
     (h.expectEqual "${name}: the strict baseline" "strict" (sc all name).ProtectSystem)
     (h.expectEqual "${name}: no capabilities for a copy" [ "" ] (sc all name).CapabilityBoundingSet)
     (h.expectNoSecrets "${name}: the manifest holds no secret" { value = manifest all name; })
+    (h.expectEqual "${name}: the operator's copy of the manifest in /etc" (manifestOf all name)
+      all.environment.etc."chainstead/upgrade-guard/${name}.json".source
+    )
   ]) guarded;
 
   version = [
