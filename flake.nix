@@ -21,7 +21,16 @@
 
       # A module per component, importing what it builds on, so a user can
       # take one without the rest (imports of the same file are merged once).
-      component = files: { imports = map (f: ./modules + "/${f}.nix") files; };
+      # A component's modules by name: modules/<name>.nix or modules/<name>/.
+      component = names: {
+        imports = map (
+          name:
+          let
+            file = ./modules + "/${name}.nix";
+          in
+          if builtins.pathExists file then file else ./modules + "/${name}"
+        ) names;
+      };
 
       host =
         system: path:

@@ -10,6 +10,6 @@
     ./fulcrum.nix
     ./lnd.nix
     ./thunderhub.nix
-    ./backup.nix
+    ./backup
   ];
 }
