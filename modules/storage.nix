@@ -333,7 +333,10 @@ in
               # Directories may be setgid (LND's macaroons, mode 2750), which
               # RestrictSUIDSGID= would refuse to set.
               RestrictSUIDSGID = false;
-              SystemCallFilter = chainstead.hardening.SystemCallFilter ++ [ "@chown" ];
+              SystemCallFilter = chainstead.hardening.SystemCallFilter ++ [
+                "@chown" # back from ~@privileged: chown is the job
+                "~@resources" # tmpfiles sets no limits or priorities
+              ];
 
               # no network: owner names resolve through files or nscd's socket
               PrivateNetwork = true;
