@@ -1,9 +1,10 @@
 # The unit files of every service in all-units.nix, as the hardening check
 # hands them to `systemd-analyze security --offline=true`:
 #   nix-instantiate --eval --strict --json units.nix --argstr nixpkgsLib DIR
-# gives { failedAssertions = [ ... ]; units = { "<name>.service" = "<text>"; };
-# unsandboxed = { ... }; }, the last one unit with the shared baseline
-# (modules/lib.nix, `hardening`) taken out, for the check's self-test.
+# gives { failedAssertions; units; unsandboxed; }: the configuration's failed
+# assertions, every enabled service as { "<name>.service" = "<unit file>"; },
+# and for the check's self-test one unit (the bitcoind sync gate) with the
+# shared baseline (modules/lib.nix, `hardening`) taken out.
 {
   nixpkgsLib,
   modules ? [ ./all-units.nix ],
@@ -20,10 +21,8 @@ let
   # "reset the list", so [ "" ] is the empty set.
   toOption =
     x:
-    if x == true then
-      "true"
-    else if x == false then
-      "false"
+    if builtins.isBool x then
+      (if x then "true" else "false")
     else
       toString x;
   section =
