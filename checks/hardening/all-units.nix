@@ -34,10 +34,7 @@
     monerod.enable = true;
     backup = {
       enable = true;
-      targets.hdd = {
-        kind = "directory";
-        path = "/srv/bulk/lnd-channel-backups";
-      };
+      targets.hdd.directory.path = "/srv/bulk/lnd-channel-backups";
     };
   };
 }
