@@ -34,17 +34,13 @@ let
     literalExpression
     ;
   chainstead = import ./lib.nix { inherit lib; };
+  bitcoindClient = import ./bitcoind-client.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.lnd;
   inherit (config.services.chainstead) storage bitcoind;
 
-  usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
-  usesPassword = chainstead.bitcoindUsesPassword cfg.bitcoind;
-  bitcoindPasswordFile = chainstead.bitcoindPasswordFile {
-    client = cfg.bitcoind;
-    inherit secrets;
-    set = "lnd";
-  };
+  inherit (cfg.bitcoind) usesLocalCookie usesPassword;
+  bitcoindPasswordFile = cfg.bitcoind.passwordFileFor "lnd";
 
   lnd = lib.getExe' cfg.package "lnd";
   restUrl = "https://${hostPort (connectHost cfg.restAddress) cfg.restPort}";
@@ -302,26 +298,40 @@ in
       };
     };
 
-    bitcoind =
-      chainstead.bitcoindClientOptions {
-        inherit bitcoind;
+    bitcoind = mkOption {
+      type = bitcoindClient {
+        inherit bitcoind secrets;
+        option = "services.chainstead.lnd.bitcoind";
         consumer = "LND";
         runtimeDir = "/run/lnd";
-      }
-      // {
-        zmqRawBlock = mkOption {
-          type = types.nullOr types.str;
-          default = bitcoind.zmq.rawblock;
-          defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawblock";
-          description = "bitcoind's `zmqpubrawblock` endpoint.";
+        # LND's chain is its own {option}`network`.
+        network = {
+          default = cfg.network;
+          defaultText = literalExpression "config.services.chainstead.lnd.network";
+          readOnly = true;
         };
-        zmqRawTx = mkOption {
-          type = types.nullOr types.str;
-          default = bitcoind.zmq.rawtx;
-          defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawtx";
-          description = "bitcoind's `zmqpubrawtx` endpoint.";
-        };
+        extraModules = [
+          {
+            options = {
+              zmqRawBlock = mkOption {
+                type = types.nullOr types.str;
+                default = bitcoind.zmq.rawblock;
+                defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawblock";
+                description = "bitcoind's `zmqpubrawblock` endpoint.";
+              };
+              zmqRawTx = mkOption {
+                type = types.nullOr types.str;
+                default = bitcoind.zmq.rawtx;
+                defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawtx";
+                description = "bitcoind's `zmqpubrawtx` endpoint.";
+              };
+            };
+          }
+        ];
       };
+      default = { };
+      description = "The bitcoind LND runs on (RPC and ZMQ): the local one by default, another by host, port and a credential.";
+    };
 
     walletPasswordFile = mkOption {
       type = chainstead.secretFileType;
@@ -427,12 +437,7 @@ in
         message = "services.chainstead.lnd.settings sets bitcoind.rpcpass; use services.chainstead.lnd.bitcoind.passwordFile instead.";
       }
     ]
-    ++ chainstead.bitcoindClientAssertions {
-      client = cfg.bitcoind;
-      inherit secrets;
-      option = "services.chainstead.lnd.bitcoind";
-      program = "LND";
-    }
+    ++ cfg.bitcoind.assertions
     ++ [
       {
         assertion = cfg.bitcoind.zmqRawBlock != null && cfg.bitcoind.zmqRawTx != null;
@@ -476,12 +481,9 @@ in
 
       # LND starts with the bitcoind gate's target; ThunderHub waits for its
       # own gate (chainstead-lnd-ready.target: LND's RPC is active).
+      syncGate.bitcoindClients.lnd = cfg.bitcoind;
+
       syncGate.gates = {
-        bitcoind = chainstead.bitcoindGate {
-          inherit bitcoind secrets;
-          client = cfg.bitcoind;
-          inherit (cfg) network;
-        };
         lnd = {
           backend = {
             kind = "lnd";
@@ -507,18 +509,12 @@ in
             };
           };
         }
-        # With passwordSecretPath, LND and the bitcoind gate load it.
-        (chainstead.bitcoindPasswordSecrets {
-          client = cfg.bitcoind;
-          units = {
-            lnd = {
-              unit = "lnd";
-              owner = "lnd";
-            };
-            sync-gate-bitcoind = {
-              unit = "chainstead-sync-gate-bitcoind";
-              owner = "root";
-            };
+        # With passwordSecretPath, LND loads it (the bitcoind gate's loader
+        # comes with the gate).
+        (cfg.bitcoind.secretsFor {
+          lnd = {
+            unit = "lnd";
+            owner = "lnd";
           };
         })
       ];
