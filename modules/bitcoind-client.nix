@@ -29,11 +29,11 @@ types.submodule (
     (
       { config, ... }:
       let
-        usesPassword = config.passwordFile != null || config.passwordSecretPath != null;
+        usesPassword = config.passwordFile != null || config.passwordSecret != null;
         # The RPC password as the unit with secret-loader set `set` reads it.
         passwordFileFor =
           set:
-          if config.passwordSecretPath != null then
+          if config.passwordSecret != null then
             "${secrets.runtimeDir}/${set}/bitcoind-rpc-password"
           else
             config.passwordFile;
@@ -64,6 +64,20 @@ types.submodule (
           };
       in
       {
+        imports = [
+          # Until 2026-12: a KV path with the field fixed to `password`.
+          (lib.mkChangedOptionModule [ "passwordSecretPath" ] [ "passwordSecret" ] (
+            c:
+            if c.passwordSecretPath == null then
+              null
+            else
+              {
+                path = c.passwordSecretPath;
+                field = "password";
+              }
+          ))
+        ];
+
         options = {
           host = mkOption {
             type = types.str;
@@ -96,23 +110,39 @@ types.submodule (
           user = mkOption {
             type = types.nullOr types.str;
             default = null;
-            description = "RPC user for a bitcoind without cookie access (with {option}`passwordFile`).";
+            description = "RPC user for a bitcoind without cookie access (with {option}`passwordFile` or {option}`passwordSecret`).";
           };
           passwordFile = chainstead.mkSecretFileOption ''
             File holding the RPC password of {option}`user`. Read at start into a
             config under ${runtimeDir}, never into the Nix store or the command line.
           '';
-          passwordSecretPath = mkOption {
-            type = types.nullOr types.str;
+          passwordSecret = mkOption {
+            type = types.nullOr (
+              chainstead.kvSecretType {
+                what = "the RPC password";
+                field = "password";
+              }
+            );
             default = null;
-            example = "chainstead/bitcoind/rpc-electrum";
+            example = {
+              path = "chainstead/bitcoind/rpc-electrum";
+              field = "password";
+            };
             description = ''
-              Instead of {option}`passwordFile`: the KV path in OpenBao (field
-              `password`) of {option}`user`'s password, the path the bitcoind host's
-              `services.chainstead.bitcoind.rpc.users.<user>.secretPath` names. The
-              secret loader fetches it before each start of ${consumer} and of its
-              sync gates; needs {option}`services.chainstead.secrets.openbao`.
+              Instead of {option}`passwordFile`: where {option}`user`'s password is
+              in OpenBao, the secret the bitcoind host's
+              `services.chainstead.bitcoind.rpc.users.<user>.passwordSecret` names.
+              The secret loader fetches it before each start of ${consumer} and of
+              its sync gates; needs {option}`services.chainstead.secrets.openbao`.
             '';
+          };
+
+          # Renamed options' warnings, for the consumer to pass on.
+          warnings = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+            internal = true;
+            description = "Warnings about renamed options of this client.";
           };
 
           usesPassword = readOnly "Whether the client authenticates with user and password (else with the cookie)." usesPassword;
@@ -122,7 +152,7 @@ types.submodule (
           passwordFileFor = readOnly ''
             Function from a secret-loader set name to the file a unit with that
             set reads the RPC password from: {option}`passwordFile`, or what the
-            loader installs from {option}`passwordSecretPath`.
+            loader installs from {option}`passwordSecret`.
           '' passwordFileFor;
 
           secretsFor = readOnly ''
@@ -132,14 +162,11 @@ types.submodule (
             stop every consumer with any of them). Empty without OpenBao.
           '' (
             units:
-            lib.optionalAttrs (config.passwordSecretPath != null) (
+            lib.optionalAttrs (config.passwordSecret != null) (
               lib.mapAttrs (_: u: {
                 inherit (u) unit owner;
                 group = u.owner;
-                secrets.bitcoind-rpc-password = {
-                  path = config.passwordSecretPath;
-                  field = "password";
-                };
+                secrets.bitcoind-rpc-password = { inherit (config.passwordSecret) path field; };
               }) units
             )
           );
@@ -168,7 +195,7 @@ types.submodule (
               cookieFile
               user
               passwordFile
-              passwordSecretPath
+              passwordSecret
               ;
           };
 
@@ -177,7 +204,7 @@ types.submodule (
               assertion = (config.cookieFile != null) != usesPassword;
               message = ''
                 ${option} needs exactly one credential: cookieFile, or user together with
-                passwordFile or passwordSecretPath (${consumer} refuses both at once).
+                passwordFile or passwordSecret (${consumer} refuses both at once).
                 cookieFile defaults to the local bitcoind's cookie: set it to null to use
                 a password.
               '';
@@ -185,18 +212,18 @@ types.submodule (
             {
               assertion = (config.user != null) == usesPassword;
               message = ''
-                ${option}.user goes together with passwordFile or passwordSecretPath:
-                the RPC user and its password are set both or neither.
+                ${option}.user goes together with passwordFile or passwordSecret
+                (the RPC user and its password are set both or neither).
               '';
             }
             {
-              assertion = config.passwordFile == null || config.passwordSecretPath == null;
-              message = "${option}: set passwordFile or passwordSecretPath, not both.";
+              assertion = config.passwordFile == null || config.passwordSecret == null;
+              message = "${option}: set passwordFile or passwordSecret, not both.";
             }
             {
-              assertion = config.passwordSecretPath == null || secrets.openbao != null;
+              assertion = config.passwordSecret == null || secrets.openbao != null;
               message = ''
-                ${option}.passwordSecretPath needs OpenBao (services.chainstead.secrets.openbao):
+                ${option}.passwordSecret needs OpenBao (services.chainstead.secrets.openbao):
                 the password is the one the bitcoind host stored there. Without OpenBao,
                 place it in a file and set ${option}.passwordFile.
               '';

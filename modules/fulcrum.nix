@@ -244,6 +244,8 @@ in
   };
 
   config = mkIf cfg.enable {
+    warnings = map (w: "services.chainstead.fulcrum.bitcoind: ${w}") cfg.bitcoind.warnings;
+
     assertions = [
       (chainstead.noSecretSettings "services.chainstead.fulcrum.settings" cfg.settings)
     ]
@@ -316,7 +318,7 @@ in
           };
       };
 
-      # With passwordSecretPath, each unit that reads the password loads it
+      # With passwordSecret, each unit that reads the password loads it
       # (the bitcoind gate's loader comes with the gate).
       secrets.services = cfg.bitcoind.secretsFor {
         fulcrum = {

@@ -191,24 +191,48 @@ rec {
     host: port: if lib.hasInfix ":" host then "[${host}]:${toString port}" else "${host}:${toString port}";
 
   # Where a secret lives in OpenBao's KV (or the local state directory's
-  # layout): `path` and `field` options with their defaults.
-  kvLocationOptions =
+  # layout): `path` and `field` options, with defaults where given. Every
+  # option naming such a secret is `<what>Secret` of this shape.
+  kvSecretOptions =
     {
       what,
-      path,
+      path ? null,
       field,
     }:
     {
-      path = mkOption {
-        type = types.str;
-        default = path;
-        description = "KV path of ${what}.";
-      };
+      path = mkOption (
+        {
+          type = types.str;
+          description = "KV path of ${what}.";
+        }
+        // lib.optionalAttrs (path != null) { default = path; }
+      );
       field = mkOption {
         type = types.str;
         default = field;
         description = "Field of ${what} at that path.";
       };
+    };
+
+  # The same as a submodule type, for `<what>Secret = mkOption { type = ...; }`
+  # (nullable, or in an attrsOf); `options` adds options beside path and field.
+  kvSecretType =
+    {
+      options ? { },
+      ...
+    }@args:
+    types.submodule { options = kvSecretOptions (removeAttrs args [ "options" ]) // options; };
+
+  # A `<what>Secret` option: the submodule with its defaults.
+  mkKvSecretOption =
+    {
+      description,
+      ...
+    }@args:
+    mkOption {
+      type = kvSecretType (removeAttrs args [ "description" ]);
+      default = { };
+      inherit description;
     };
 
   # A service's directory on the storage tier its placement option names:

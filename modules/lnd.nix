@@ -179,6 +179,12 @@ let
 
   # lncli for the operator: right network, server, certificate and admin
   # macaroon. Works for root and members of the macaroon group.
+  # Units named without the chainstead- prefix before 2026-12.
+  renamedUnits = [
+    "lnd-wallet-init"
+    "lnd-seed-store"
+  ];
+
   cliWrapper = pkgs.writeShellScriptBin "lncli" ''
     exec ${lib.getExe' cfg.package "lncli"} ${
       lib.escapeShellArgs [
@@ -346,28 +352,28 @@ in
       '';
     };
 
-    walletPasswordSecret = chainstead.kvLocationOptions {
+    walletPasswordSecret = chainstead.mkKvSecretOption {
       what = "the wallet password";
       path = "chainstead/lnd";
       field = "wallet-password";
+      description = "Where the wallet password is in OpenBao (or the local secret store); generated when absent.";
     };
 
-    seedSecret = {
-      enable = mkOption {
+    seedSecret = chainstead.mkKvSecretOption {
+      what = "the seed mnemonic";
+      path = "chainstead/lnd";
+      field = "seed";
+      description = "Where the seed mnemonic is copied in OpenBao, when {option}`seedSecret.enable` is set.";
+      options.enable = mkOption {
         type = types.bool;
         default = secrets.openbao != null;
         defaultText = literalExpression "services.chainstead.secrets.openbao != null";
         description = ''
           Copy the seed mnemonic into OpenBao (KV v2, check-and-set, never
           overwriting a different value) once the wallet is created, with
-          `lnd-seed-store.service`. Keep the paper copy regardless.
+          `chainstead-lnd-seed-store.service`. Keep the paper copy regardless.
         '';
       };
-    }
-    // chainstead.kvLocationOptions {
-      what = "the seed mnemonic";
-      path = "chainstead/lnd";
-      field = "seed";
     };
 
     recoveryWindow = mkOption {
@@ -430,6 +436,21 @@ in
   };
 
   config = mkIf cfg.enable {
+    # The units were renamed (chainstead- prefix) without aliases: nothing
+    # outside this module orders on them or starts them by name (LND pulls
+    # them in), and an alias would not carry a NixOS override of the old
+    # name over (that defines a second, partial unit), so that is warned of.
+    warnings =
+      map (w: "services.chainstead.lnd.bitcoind: ${w}") cfg.bitcoind.warnings
+      ++ lib.concatMap (
+        old:
+        lib.optional (config.systemd.services ? ${old}) ''
+          systemd.services.${old} is defined, but chainstead's unit is now
+          chainstead-${old}.service; move those settings to
+          systemd.services.chainstead-${old}.
+        ''
+      ) renamedUnits;
+
     assertions = [
       (chainstead.noSecretSettings "services.chainstead.lnd.settings" cfg.settings)
       {
@@ -509,7 +530,7 @@ in
             };
           };
         }
-        # With passwordSecretPath, LND loads it (the bitcoind gate's loader
+        # With passwordSecret, LND loads it (the bitcoind gate's loader
         # comes with the gate).
         (cfg.bitcoind.secretsFor {
           lnd = {
@@ -530,7 +551,7 @@ in
           mode = "0711";
           units = [
             "lnd"
-            "lnd-wallet-init"
+            "chainstead-lnd-wallet-init"
           ];
         };
         # setgid: the macaroons LND writes here belong to the macaroon group.
@@ -604,11 +625,11 @@ in
           };
         };
 
-        lnd-seed-store = mkIf cfg.seedSecret.enable {
+        chainstead-lnd-seed-store = mkIf cfg.seedSecret.enable {
           description = "Copy LND's seed into OpenBao";
-          wantedBy = [ "lnd-wallet-init.service" ];
+          wantedBy = [ "chainstead-lnd-wallet-init.service" ];
           after = [
-            "lnd-wallet-init.service"
+            "chainstead-lnd-wallet-init.service"
             "network-online.target"
           ];
           wants = [ "network-online.target" ];
@@ -626,7 +647,7 @@ in
           };
         };
 
-        lnd-wallet-init = {
+        chainstead-lnd-wallet-init = {
           description = "Create LND's wallet on first start (seed to ${cfg.seedFile})";
           wantedBy = [ "lnd.service" ];
           after = [ "lnd.service" ];

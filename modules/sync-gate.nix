@@ -272,7 +272,7 @@ in
             ${lib.concatMapStringsSep " and " (c: c.option) (lib.attrValues cfg.bitcoindClients)}
             differ, but both start from the one bitcoind sync gate on this host.
             Point them at the same bitcoind with the same credential (host, port,
-            network, cookieFile, or user and passwordFile or passwordSecretPath).
+            network, cookieFile, or user and passwordFile or passwordSecret).
           '';
         }
       ];

@@ -281,10 +281,11 @@ in
     };
 
     # Generated (32 letters and digits) when missing.
-    passwordSecret = chainstead.kvLocationOptions {
+    passwordSecret = chainstead.mkKvSecretOption {
       what = "the login password";
       path = "chainstead/thunderhub";
       field = "master-password";
+      description = "Where the login password is in OpenBao (or the local secret store).";
     };
 
     versionCheck = mkOption {

@@ -467,11 +467,11 @@ in
     (h.expectEqual "the wallet is created by a root oneshot after LND" {
       User = "root";
       Type = "oneshot";
-    } { inherit ((svc both "lnd-wallet-init").serviceConfig) User Type; })
-    (h.expectContains "wallet-init runs after LND" "lnd.service" (svc both "lnd-wallet-init").after)
-    (h.expectContains "wallet-init runs with every start of LND" "lnd.service" (svc both "lnd-wallet-init").wantedBy)
+    } { inherit ((svc both "chainstead-lnd-wallet-init").serviceConfig) User Type; })
+    (h.expectContains "wallet-init runs after LND" "lnd.service" (svc both "chainstead-lnd-wallet-init").after)
+    (h.expectContains "wallet-init runs with every start of LND" "lnd.service" (svc both "chainstead-lnd-wallet-init").wantedBy)
     (h.expectEqual "the password reaches it through LoadCredential" [ "wallet-password:/run/chainstead/secrets/lnd/wallet-password" ]
-      (svc both "lnd-wallet-init").serviceConfig.LoadCredential
+      (svc both "chainstead-lnd-wallet-init").serviceConfig.LoadCredential
     )
     (h.expectEqual "the secret loader provides a generated wallet password" {
       path = "chainstead/lnd";
@@ -498,26 +498,26 @@ in
       }).systemd.services ? chainstead-secrets-lnd
     ))
     (h.expectEqual "without OpenBao the seed stays on the host only" false (
-      both.systemd.services ? lnd-seed-store
+      both.systemd.services ? chainstead-lnd-seed-store
     ))
     (h.expectContains "with OpenBao the seed is copied there after the wallet is made"
-      "lnd-wallet-init.service"
+      "chainstead-lnd-wallet-init.service"
       (svc (node {
         lnd.enable = true;
         secrets.openbao = {
           address = "https://bao.example:8200";
           tokenFile = "/var/lib/keys/bao-token";
         };
-      }) "lnd-seed-store").after
+      }) "chainstead-lnd-seed-store").after
     )
     (h.expectEqual "it may write the seed's directory only" [ "/var/lib/chainstead/lnd-seed" ]
-      (svc both "lnd-wallet-init").serviceConfig.ReadWritePaths
+      (svc both "chainstead-lnd-wallet-init").serviceConfig.ReadWritePaths
     )
     (h.expectContains "the seed's directory is root-only" "d /var/lib/chainstead/lnd-seed 0700 root root - -"
       both.systemd.tmpfiles.rules
     )
     (h.expectEqual "wallet-init keeps an empty capability set" [ "" ]
-      (svc both "lnd-wallet-init").serviceConfig.CapabilityBoundingSet
+      (svc both "chainstead-lnd-wallet-init").serviceConfig.CapabilityBoundingSet
     )
   ];
 
@@ -653,7 +653,7 @@ in
           cookieFile = null;
         };
       };
-    }) "passwordSecretPath needs OpenBao")
+    }) "passwordSecret needs OpenBao")
     (h.expectAssertion "a password without its user is refused, next to the local cookie" (node {
       secrets = { inherit openbao; };
       fulcrum = {
