@@ -15,6 +15,8 @@
 #   src/BitcoinD.cpp: the cookie file is re-read for every request, so a
 #     restart of bitcoind (new cookie) needs no restart of Fulcrum.
 #   src/Util.cpp: reads /proc/meminfo for its memory budget.
+# The executable is bin/Fulcrum, named explicitly: nixpkgs' fulcrum 1.12 had
+# no meta.mainProgram (2.x, pkgs/by-name/fu/fulcrum/package.nix, has).
 {
   config,
   lib,
@@ -366,7 +368,7 @@ in
         ExecStartPre =
           lib.optional (cfg.ssl.enable && cfg.ssl.certFile == null) (lib.getExe selfSignedCert)
           ++ lib.optional usesPassword (lib.getExe renderRuntimeConfig);
-        ExecStart = "${lib.getExe cfg.package} ${effectiveConfig}";
+        ExecStart = "${lib.getExe' cfg.package "Fulcrum"} ${effectiveConfig}";
         Type = "simple";
         Restart = "on-failure";
         RestartSec = "10s";

@@ -227,6 +227,23 @@ in
       "${pkgs.fulcrum}/bin/Fulcrum ${both.services.chainstead.fulcrum.configFile}"
       (svc both "fulcrum").serviceConfig.ExecStart
     )
+    (
+      let
+        # A Fulcrum package like nixpkgs' 1.12, without meta.mainProgram.
+        package = pkgs.fulcrum.overrideAttrs (_: {
+          version = "1.12.0.1";
+          meta = { };
+        });
+      in
+      h.expectTrue "Fulcrum's executable is named, not taken from mainProgram"
+        (lib.hasPrefix "${package}/bin/Fulcrum " (svc (node {
+          fulcrum = {
+            enable = true;
+            inherit package;
+          };
+        }) "fulcrum").serviceConfig.ExecStart)
+        ""
+    )
     (h.expectEqual "the self-signed certificate is made before the start" 1
       (lib.length (svc both "fulcrum").serviceConfig.ExecStartPre)
     )
