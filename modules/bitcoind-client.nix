@@ -54,9 +54,9 @@ types.submodule (
               { cookie_file = config.cookieFile; }
           );
         readOnly =
-          description: value:
+          type: description: value:
           mkOption {
-            type = types.raw;
+            inherit type;
             readOnly = true;
             internal = true;
             default = value;
@@ -65,7 +65,7 @@ types.submodule (
       in
       {
         imports = [
-          # Until 2026-12: a KV path with the field fixed to `password`.
+          # The name before passwordSecret: a KV path, its field `password`.
           (lib.mkChangedOptionModule [ "passwordSecretPath" ] [ "passwordSecret" ] (
             c:
             if c.passwordSecretPath == null then
@@ -145,17 +145,19 @@ types.submodule (
             description = "Warnings about renamed options of this client.";
           };
 
-          usesPassword = readOnly "Whether the client authenticates with user and password (else with the cookie)." usesPassword;
+          usesPassword =
+            readOnly types.bool "Whether the client authenticates with user and password (else with the cookie)."
+              usesPassword;
           usesLocalCookie =
-            readOnly "Whether the client reads the local bitcoind's cookie (and its unit joins its group)."
+            readOnly types.bool "Whether the client reads the local bitcoind's cookie (and its unit joins its group)."
               (config.cookieFile != null && config.cookieFile == bitcoind.rpc.cookieFile);
-          passwordFileFor = readOnly ''
+          passwordFileFor = readOnly (types.functionTo (types.nullOr types.str)) ''
             Function from a secret-loader set name to the file a unit with that
             set reads the RPC password from: {option}`passwordFile`, or what the
             loader installs from {option}`passwordSecret`.
           '' passwordFileFor;
 
-          secretsFor = readOnly ''
+          secretsFor = readOnly (types.functionTo types.raw) ''
             Function from { <set> = { unit; owner; }; } to the loader sets for
             services.chainstead.secrets.services: one per unit that reads the
             password, as each unit requires its own loader (a shared one would
@@ -171,12 +173,12 @@ types.submodule (
             )
           );
 
-          backendFor = readOnly ''
+          backendFor = readOnly (types.functionTo types.raw) ''
             Function from a gate name to a sync-gate manifest's description of
             this bitcoind, reading the password from that gate's credential.
           '' backendFor;
 
-          gateFor = readOnly ''
+          gateFor = readOnly (types.functionTo types.raw) ''
             Function from a gate name to the gate's backend, groups and
             credentials (services.chainstead.syncGate.gates.<name>).
           '' (gate: {
@@ -185,9 +187,9 @@ types.submodule (
             credentials = lib.optionalAttrs usesPassword { rpc-password = passwordFileFor "sync-gate-${gate}"; };
           });
 
-          option = readOnly "Where the client is declared, for messages." option;
+          option = readOnly types.str "Where the client is declared, for messages." option;
 
-          connection = readOnly "What must agree between clients of the one bitcoind gate." {
+          connection = readOnly types.raw "What must agree between clients of the one bitcoind gate." {
             inherit (config)
               host
               port
@@ -199,7 +201,7 @@ types.submodule (
               ;
           };
 
-          assertions = readOnly "The checks of the credential, for the consumer's assertions." [
+          assertions = readOnly (types.listOf types.raw) "The credential's checks, for the consumer's assertions." [
             {
               assertion = (config.cookieFile != null) != usesPassword;
               message = ''

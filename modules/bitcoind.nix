@@ -196,7 +196,7 @@ in
                 };
               }
             )
-            # Until 2026-12: the KV path alone, its field fixed to `password`.
+            # The name before passwordSecret: the KV path alone, its field `password`.
             (lib.mkChangedOptionModule [ "secretPath" ] [ "passwordSecret" ] (c: {
               path = c.secretPath;
               field = "password";

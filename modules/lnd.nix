@@ -179,7 +179,7 @@ let
 
   # lncli for the operator: right network, server, certificate and admin
   # macaroon. Works for root and members of the macaroon group.
-  # Units named without the chainstead- prefix before 2026-12.
+  # The helper units' names before they took the chainstead- prefix.
   renamedUnits = [
     "lnd-wallet-init"
     "lnd-seed-store"
