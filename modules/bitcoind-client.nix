@@ -137,13 +137,7 @@ types.submodule (
             '';
           };
 
-          # Renamed options' warnings, for the consumer to pass on.
-          warnings = mkOption {
-            type = types.listOf types.str;
-            default = [ ];
-            internal = true;
-            description = "Warnings about renamed options of this client.";
-          };
+          warnings = chainstead.renameWarningsOption;
 
           usesPassword =
             readOnly types.bool "Whether the client authenticates with user and password (else with the cookie)."

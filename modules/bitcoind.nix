@@ -186,13 +186,7 @@ in
                       `bitcoind.passwordSecret`).
                     '';
                   };
-                  # Renamed options' warnings, passed on by this module.
-                  warnings = mkOption {
-                    type = types.listOf types.str;
-                    default = [ ];
-                    internal = true;
-                    description = "Warnings about renamed options of this user.";
-                  };
+                  warnings = chainstead.renameWarningsOption;
                 };
               }
             )

@@ -223,6 +223,15 @@ rec {
     }@args:
     types.submodule { options = kvSecretOptions (removeAttrs args [ "options" ]) // options; };
 
+  # Inside a submodule with renamed options (lib.mkChangedOptionModule sets
+  # `warnings`): where their warnings collect, for the module to pass on.
+  renameWarningsOption = mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+    internal = true;
+    description = "Warnings about renamed options in this submodule.";
+  };
+
   # A `<what>Secret` option: the submodule with its defaults.
   mkKvSecretOption =
     {

@@ -4,11 +4,7 @@
 { lib, harness }:
 let
   h = harness;
-
-  tiers = {
-    fast.path = "/srv/fast";
-    bulk.path = "/srv/bulk";
-  };
+  inherit (h) tiers;
   stack =
     chainstead:
     h.eval [

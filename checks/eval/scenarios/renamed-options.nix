@@ -4,11 +4,7 @@
 { lib, harness }:
 let
   h = harness;
-
-  tiers = {
-    fast.path = "/srv/fast";
-    bulk.path = "/srv/bulk";
-  };
+  inherit (h) tiers;
   openbao = {
     address = "https://bao.lan:8200";
     tokenFile = "/var/lib/chainstead/bao/token";
