@@ -69,8 +69,10 @@ let
     }
   ];
 
-  # The same, with the password from OpenBao: the path the bitcoind host's
-  # rpc.users.electrum.secretPath names.
+  # The same, with the password from OpenBao: the secret the bitcoind host's
+  # rpc.users.electrum.passwordSecret names. Written with the old name,
+  # passwordSecretPath, as these checks were; renamed-options.nix shows the
+  # new name gives the same configuration.
   remoteClient = {
     host = "10.0.0.2";
     port = 8332;
