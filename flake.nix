@@ -156,7 +156,10 @@
             pkgs.statix
             # servers and tools the integration tests start
             pkgs.monero-cli
-            pkgs.garage
+            # Garage 2.x: the tests start `garage server --single-node
+            # --default-bucket`; nixpkgs' `garage` is 1.x, `garage_2` 2.x
+            # (pkgs/tools/filesystems/garage/default.nix).
+            pkgs.garage_2
             pkgs.rclone
             pkgs.age
             pkgs.prometheus.cli
