@@ -248,7 +248,7 @@ let
         passwordFile = requiredSecretFile "File holding the password of the user or API token in {option}`repository`.";
         backupId = mkOption {
           type = types.str;
-          default = "${config.networking.hostName or "chainstead"}-lnd";
+          default = "${config.networking.hostName}-lnd";
           defaultText = literalExpression ''"''${networking.hostName}-lnd"'';
           description = "Backup id (`--backup-id`); letters, digits, `-` and `_`.";
         };
