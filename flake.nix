@@ -21,7 +21,16 @@
 
       # A module per component, importing what it builds on, so a user can
       # take one without the rest (imports of the same file are merged once).
-      component = files: { imports = map (f: ./modules + "/${f}.nix") files; };
+      # A component's modules by name: modules/<name>.nix or modules/<name>/.
+      component = names: {
+        imports = map (
+          name:
+          let
+            file = ./modules + "/${name}.nix";
+          in
+          if builtins.pathExists file then file else ./modules + "/${name}"
+        ) names;
+      };
 
       host =
         system: path:
@@ -161,7 +170,10 @@
             pkgs.statix
             # servers and tools the integration tests start
             pkgs.monero-cli
-            pkgs.garage
+            # Garage 2.x: the tests start `garage server --single-node
+            # --default-bucket`; nixpkgs' `garage` is 1.x, `garage_2` 2.x
+            # (pkgs/tools/filesystems/garage/default.nix).
+            pkgs.garage_2
             pkgs.rclone
             pkgs.age
             pkgs.prometheus.cli

@@ -11,7 +11,7 @@
     ./fulcrum.nix
     ./lnd.nix
     ./thunderhub.nix
-    ./backup.nix
+    ./backup
     ./upgrade-guard.nix
   ];
 }

@@ -229,12 +229,14 @@ let
       # identity and paths: root, as the operator runs `chainstead-backup push`
       User = "root";
       Group = "root";
-      # The pusher's state and directory targets ("-": a missing one is skipped).
+      # The pusher's state, metrics and directory targets, as its own unit
+      # has them ("-": a missing one is skipped).
       ReadWritePaths = [
-        "-/var/lib/chainstead/backup"
+        "-${backup.stateDir}"
       ]
-      ++ lib.mapAttrsToList (_: t: "-${t.path}") (
-        lib.filterAttrs (_: t: t.kind == "directory" && t.path != null) (backup.targets or { })
+      ++ lib.optional (backup.metricsDir != null) "-${backup.metricsDir}"
+      ++ lib.mapAttrsToList (_: t: "-${t.directory.path}") (
+        lib.filterAttrs (_: t: t ? directory) backup.targets
       );
       UMask = "0077";
 

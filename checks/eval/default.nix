@@ -131,6 +131,12 @@ in
     check
     ;
 
+  # Both storage tiers as plain paths, for scenarios that only need them set.
+  tiers = {
+    fast.path = "/srv/fast";
+    bulk.path = "/srv/bulk";
+  };
+
   # The same harness over another module list (fixtures, a single module).
   withModules =
     modules':

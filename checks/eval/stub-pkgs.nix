@@ -73,7 +73,8 @@ let
     }
     {
       pname = "fulcrum";
-      version = "1.12.0.1";
+      # nixpkgs pkgs/by-name/fu/fulcrum/package.nix (2.1.2, mainProgram "Fulcrum").
+      version = "2.1.2";
       mainProgram = "Fulcrum";
     }
     {

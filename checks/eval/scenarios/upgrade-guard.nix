@@ -45,10 +45,7 @@ let
   withBackup = node {
     backup = {
       enable = true;
-      targets.usb = {
-        kind = "directory";
-        path = "/mnt/usb/lnd-backup";
-      };
+      targets.usb.directory.path = "/mnt/usb/lnd-backup";
     };
   };
   zfs = node {
@@ -102,9 +99,9 @@ in
   ]) guarded;
 
   version = [
-    (h.expectEqual "the version comes from the package" "0.19.3-beta" (manifest all "lnd").package_version)
-    (h.expectEqual "Fulcrum's from its package" "1.12.0.1" (manifest all "fulcrum").package_version)
-    (h.expectEqual "monerod's from monero-cli" "0.18.4.4" (manifest all "monerod").package_version)
+    (h.expectEqual "the version comes from the package" pkgs.lnd.version (manifest all "lnd").package_version)
+    (h.expectEqual "Fulcrum's from its package" pkgs.fulcrum.version (manifest all "fulcrum").package_version)
+    (h.expectEqual "monerod's from monero-cli" pkgs.monero-cli.version (manifest all "monerod").package_version)
     (h.expectEqual "an override of the package's version is what the guard compares" "0.20.0-beta"
       (manifest newer "lnd").package_version
     )

@@ -62,14 +62,11 @@
     # copy that survives the loss of the NVMe disk). Add the seed's
     # Proxmox Backup Server and an offsite S3 bucket with their own
     # credentials; docs/backup.md shows both:
-    #   targets.pbs = { kind = "pbs"; repository = "..."; passwordFile = "..."; ... };
-    #   targets.offsite = { kind = "s3"; encrypt = true; ... };
+    #   targets.pbs.pbs = { repository = "..."; passwordFile = "..."; ... };
+    #   targets.offsite.s3 = { encrypt = true; ... };
     backup = {
       enable = true;
-      targets.hdd = {
-        kind = "directory";
-        path = "/srv/bulk/lnd-channel-backups";
-      };
+      targets.hdd.directory.path = "/srv/bulk/lnd-channel-backups";
     };
 
     monerod = {
