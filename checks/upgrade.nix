@@ -36,18 +36,10 @@ let
     version = newerVersion;
     paths = [ pkgs.lnd ];
   };
-in
-pkgs.testers.runNixOSTest {
-  name = "chainstead-upgrade";
 
-  nodes.machine = {
-    imports = [ ../modules ];
-    virtualisation = {
-      memorySize = 2048;
-      cores = 2;
-    };
-    environment.systemPackages = [ pkgs.jq ];
-
+  # The chainstead part of the node, and the newer configuration's change,
+  # also evaluated by checks/eval/scenarios/upgrade-vm.nix (through `passthru`).
+  chainsteadNode = {
     services.chainstead = {
       storage = {
         fast.path = fast;
@@ -60,8 +52,33 @@ pkgs.testers.runNixOSTest {
       };
       lnd.enable = true;
     };
+  };
+  newer.services.chainstead.lnd.package = newerLnd;
+in
+pkgs.testers.runNixOSTest {
+  name = "chainstead-upgrade";
 
-    specialisation.newer.configuration.services.chainstead.lnd.package = newerLnd;
+  passthru = {
+    inherit
+      chainsteadNode
+      newer
+      realVersion
+      newerVersion
+      ;
+  };
+
+  nodes.machine = {
+    imports = [
+      ../modules
+      chainsteadNode
+    ];
+    virtualisation = {
+      memorySize = 2048;
+      cores = 2;
+    };
+    environment.systemPackages = [ pkgs.jq ];
+
+    specialisation.newer.configuration = newer;
   };
 
   testScript =
