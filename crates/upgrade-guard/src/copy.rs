@@ -10,12 +10,18 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
-use chainstead_common::fs::sync_dir;
+use chainstead_common::fs::{sync_dir, write_atomic};
+use serde::{Deserialize, Serialize};
 
 use crate::error::GuardError;
 
 /// Name of the directory inside a copy holding the files by absolute path.
 pub const FILES: &str = "files";
+/// The owner and mode of every copied path, by its original path. A copy
+/// taken as the service's user cannot keep a group that user is not in
+/// (LND's macaroon group, inherited through a setgid directory), so a
+/// restore run as root puts owners and modes back from this list.
+pub const ATTRIBUTES: &str = "attributes.json";
 const PARTIAL_PREFIX: &str = ".partial-";
 
 /// Free bytes on the filesystem holding `dir`, for an unprivileged writer.
@@ -37,6 +43,62 @@ pub fn size_of(paths: &[PathBuf]) -> Result<u64> {
         total = total.saturating_add(tree_size(p)?);
     }
     Ok(total)
+}
+
+/// Owner and mode of one original path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attr {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The attributes recorded in the copy at `copy` (none for a copy without
+/// the list).
+pub fn load_attributes(copy: &Path) -> Result<Vec<Attr>> {
+    let p = copy.join(ATTRIBUTES);
+    match fs::read(&p) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("failed to parse {}", p.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", p.display())),
+    }
+}
+
+/// Gives the paths under `staged` (a restored copy of `original`) the
+/// owners and modes `attrs` recorded for `original` and what is below it.
+/// Owners only as root; the mode after the owner, as chown(2) clears a
+/// file's setgid bit.
+pub fn apply_attributes(attrs: &[Attr], original: &Path, staged: &Path) -> Result<()> {
+    let root = nix::unistd::geteuid().is_root();
+    for a in attrs {
+        let Ok(rel) = a.path.strip_prefix(original) else {
+            continue;
+        };
+        let p = if rel.as_os_str().is_empty() {
+            staged.to_path_buf()
+        } else {
+            staged.join(rel)
+        };
+        if fs::symlink_metadata(&p).is_err() {
+            continue;
+        }
+        if root {
+            std::os::unix::fs::lchown(&p, Some(a.uid), Some(a.gid))
+                .with_context(|| format!("failed to set the owner of {}", p.display()))?;
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(a.mode & 0o7777))
+            .with_context(|| format!("failed to set the mode of {}", p.display()))?;
+    }
+    if !root && !attrs.is_empty() {
+        tracing::warn!(
+            "not root: {} keeps the restoring user as its owner; run restore-lnd as root",
+            staged.display()
+        );
+    }
+    Ok(())
 }
 
 fn tree_size(p: &Path) -> Result<u64> {
@@ -98,13 +160,16 @@ pub fn take_copy(
     }
     fs::create_dir(&partial).with_context(|| format!("failed to create {}", partial.display()))?;
     let result = (|| -> Result<()> {
+        let mut attrs = Vec::new();
         for p in paths {
             if fs::symlink_metadata(p).is_err() {
                 tracing::info!("{} does not exist; nothing to copy there", p.display());
                 continue;
             }
-            copy_tree(p, &inside(&partial, p))?;
+            copy_tree(p, &inside(&partial, p), &mut attrs)?;
         }
+        let list = serde_json::to_vec_pretty(&attrs).context("failed to encode the attributes")?;
+        write_atomic(&partial.join(ATTRIBUTES), &list, 0o600)?;
         sync_dir(&partial)?;
         fs::rename(&partial, &fin).with_context(|| {
             format!(
@@ -140,8 +205,9 @@ pub fn remove_partials(dir: &Path) -> Result<()> {
 }
 
 /// Copies a file or a directory tree to `to`, creating parents, keeping
-/// modes (and owners when run as root), fsyncing every file and directory.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// modes (and owners when run as root), fsyncing every file and directory;
+/// each copied path's original owner and mode is added to `attrs`.
+pub fn copy_tree(from: &Path, to: &Path, attrs: &mut Vec<Attr>) -> Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)
             .with_context(|| format!("failed to create {}", parent.display()))?;
@@ -154,7 +220,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             fs::read_dir(from).with_context(|| format!("failed to list {}", from.display()))?
         {
             let entry = entry.with_context(|| format!("failed to list {}", from.display()))?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()), attrs)?;
         }
         keep_attributes(&meta, to)?;
         sync_dir(to)?;
@@ -170,7 +236,14 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         keep_attributes(&meta, to)?;
     } else {
         tracing::info!("skipping {}: not a file or directory", from.display());
+        return Ok(());
     }
+    attrs.push(Attr {
+        path: from.to_path_buf(),
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    });
     Ok(())
 }
 

@@ -174,7 +174,7 @@ pub fn check(m: &Manifest, env: &Env) -> Result<Outcome> {
             st.save(&m.state_file)?;
             Ok(Outcome::AllowedDowngrade)
         }
-        Plan::Resume { from, copy } if copy.as_deref().is_none_or(|c| location_exists(m, c)) => {
+        Plan::Resume { from, copy } if resumable(m, copy.as_deref()) => {
             tracing::info!(
                 "resuming the upgrade of {service} from {from} to {pkg} after a start that never \
                  completed: {}",
@@ -206,6 +206,16 @@ pub fn check(m: &Manifest, env: &Env) -> Result<Outcome> {
             prune(m, &mut st)?;
             Ok(Outcome::Upgraded { copy: location })
         }
+    }
+}
+
+/// A prepared upgrade can go on when it has the copy the manifest asks
+/// for and that copy is still there.
+fn resumable(m: &Manifest, copy: Option<&str>) -> bool {
+    match (&m.pre_upgrade, copy) {
+        (PreUpgrade::None, _) => true,
+        (_, None) => false,
+        (_, Some(c)) => location_exists(m, c),
     }
 }
 
@@ -382,7 +392,8 @@ pub fn verify(m: &Manifest) -> Result<Plan> {
         .is_some_and(|p| p.version == m.package_version);
     let ok = match &plan {
         Plan::FirstStart => prepared,
-        Plan::Same | Plan::AllowedDowngrade { .. } | Plan::Resume { .. } => true,
+        Plan::Same | Plan::AllowedDowngrade { .. } => true,
+        Plan::Resume { copy, .. } => resumable(m, copy.as_deref()),
         Plan::Upgrade { .. } => false,
     };
     if !ok {
@@ -491,8 +502,9 @@ pub fn restore_lnd(
     }
     let stamp = env.stamp();
     let location = PathBuf::from(&rec.location);
+    let attrs = copy::load_attributes(&location)?;
     for p in paths {
-        restore_one(&location, p, &stamp)?;
+        restore_one(&location, p, &stamp, &attrs)?;
     }
     let mut st = st;
     st.data_version = Some(rec.from_version.clone());
@@ -528,7 +540,7 @@ fn refuse_if_locked(p: &Path) -> Result<()> {
     }
 }
 
-fn restore_one(copy_root: &Path, target: &Path, stamp: &str) -> Result<()> {
+fn restore_one(copy_root: &Path, target: &Path, stamp: &str, attrs: &[copy::Attr]) -> Result<()> {
     let src = copy::inside(copy_root, target);
     if fs::symlink_metadata(&src).is_err() {
         tracing::info!("{} was not in the copy; left as it is", target.display());
@@ -547,7 +559,9 @@ fn restore_one(copy_root: &Path, target: &Path, stamp: &str) -> Result<()> {
         .into_owned();
     fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
     let staging = parent.join(format!(".restoring-{file_name}-{stamp}"));
-    if let Err(e) = copy::copy_tree(&src, &staging) {
+    let staged = copy::copy_tree(&src, &staging, &mut Vec::new())
+        .and_then(|()| copy::apply_attributes(attrs, target, &staging));
+    if let Err(e) = staged {
         let _ = fs::remove_dir_all(&staging).or_else(|_| fs::remove_file(&staging));
         return Err(e);
     }

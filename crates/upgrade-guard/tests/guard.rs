@@ -446,6 +446,86 @@ fn a_failed_upgrade_can_be_restored_and_rolled_back() {
 }
 
 #[test]
+fn a_restore_puts_back_the_recorded_modes() {
+    use chainstead_upgrade_guard::copy;
+    let n = Node::new();
+    let macaroons = n.data.join("macaroons");
+    fs::set_permissions(&macaroons, fs::Permissions::from_mode(0o2750)).unwrap();
+    n.start("0.19.3-beta", &env_at(0));
+    let m = n.manifest("0.20.0-beta");
+    let Outcome::Upgraded { copy: Some(at) } = guard::check(&m, &env_at(10)).unwrap() else {
+        panic!()
+    };
+    let at = PathBuf::from(at);
+    let attrs = copy::load_attributes(&at).unwrap();
+    let of = |p: &Path| attrs.iter().find(|a| a.path == p).unwrap().clone();
+    assert_eq!(of(&macaroons).mode, 0o2750);
+    assert_eq!(of(&n.channel_db()).mode, 0o600);
+    assert_eq!(
+        of(&macaroons.join("admin.macaroon")).path,
+        macaroons.join("admin.macaroon")
+    );
+    // A copy that could not keep the mode (as a user outside the group).
+    fs::set_permissions(
+        copy::inside(&at, &macaroons),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    guard::restore_lnd(&m, &env_at(20), None, false).unwrap();
+    assert_eq!(
+        fs::metadata(&macaroons).unwrap().permissions().mode() & 0o7777,
+        0o2750
+    );
+    assert_eq!(fs::read(macaroons.join("admin.macaroon")).unwrap(), b"mac");
+}
+
+/// Owners come back only as root (run with `-- --ignored` as root).
+#[test]
+#[ignore]
+fn a_restore_as_root_puts_back_the_recorded_group() {
+    use chainstead_upgrade_guard::copy;
+    use std::os::unix::fs::MetadataExt;
+    assert!(nix::unistd::geteuid().is_root(), "needs root");
+    let n = Node::new();
+    let mac = n.data.join("macaroons/admin.macaroon");
+    std::os::unix::fs::lchown(&mac, None, Some(4242)).unwrap();
+    fs::set_permissions(&mac, fs::Permissions::from_mode(0o640)).unwrap();
+    n.start("0.19.3-beta", &env_at(0));
+    let m = n.manifest("0.20.0-beta");
+    let Outcome::Upgraded { copy: Some(at) } = guard::check(&m, &env_at(10)).unwrap() else {
+        panic!()
+    };
+    // As if taken by LND's user, which is not in the macaroon group.
+    std::os::unix::fs::lchown(copy::inside(Path::new(&at), &mac), None, Some(0)).unwrap();
+    guard::restore_lnd(&m, &env_at(20), None, false).unwrap();
+    let meta = fs::metadata(&mac).unwrap();
+    assert_eq!(meta.gid(), 4242);
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+}
+
+#[test]
+fn a_prepared_upgrade_whose_copy_vanished_is_not_started() {
+    let n = Node::new();
+    n.start("0.19.3-beta", &env_at(0));
+    let m = n.manifest("0.20.0-beta");
+    let Outcome::Upgraded { copy: Some(first) } = guard::check(&m, &env_at(10)).unwrap() else {
+        panic!()
+    };
+    fs::remove_dir_all(&first).unwrap();
+    assert!(matches!(
+        guard_error(&guard::verify(&m).unwrap_err()),
+        GuardError::NotPrepared { .. }
+    ));
+    // The next check takes a new copy, and then the start may go on.
+    let Outcome::Upgraded { copy: Some(second) } = guard::check(&m, &env_at(20)).unwrap() else {
+        panic!()
+    };
+    assert_ne!(first, second);
+    assert!(Path::new(&second).exists());
+    guard::verify(&m).unwrap();
+}
+
+#[test]
 fn restore_refuses_while_lnd_holds_its_database() {
     use nix::fcntl::{Flock, FlockArg};
     let n = Node::new();
