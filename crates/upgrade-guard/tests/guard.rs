@@ -557,6 +557,15 @@ fn restore_needs_a_recorded_copy() {
     );
 }
 
+/// A program that fails with a message (only /bin/sh exists in the Nix
+/// build sandbox, so no /bin/false).
+fn failing(dir: &Path, name: &str) -> PathBuf {
+    let prog = dir.join(name);
+    fs::write(&prog, "#!/bin/sh\necho 'no such pool' >&2\nexit 1\n").unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    prog
+}
+
 /// A fake `zfs`: logs its arguments, lists the snapshots it was given.
 fn fake_zfs(dir: &Path, listing: &str) -> PathBuf {
     let log = dir.join("zfs.log");
@@ -616,18 +625,21 @@ fn zfs_snapshot_instead_of_a_copy() {
 fn a_failing_snapshot_stops_the_upgrade() {
     let n = Node::new();
     n.start("29.0", &env_at(0));
+    let bin = tempfile::tempdir().unwrap();
+    let btrfs = failing(bin.path(), "btrfs");
     let m = n.manifest_with(
         "30.1",
         json!({
             "service": "bitcoind",
-            "pre_upgrade": { "kind": "btrfs", "program": "/bin/false",
+            "pre_upgrade": { "kind": "btrfs", "program": btrfs,
                              "subvolume": n.data, "dir": n.copies, "keep": 1 },
         }),
     );
-    let e = guard::check(&m, &env_at(5)).unwrap_err();
+    let e = format!("{:#}", guard::check(&m, &env_at(5)).unwrap_err());
     assert!(
-        format!("{e:#}").contains("/bin/false subvolume snapshot -r"),
-        "{e:#}"
+        e.contains(&format!("{} subvolume snapshot -r", btrfs.display()))
+            && e.contains("no such pool"),
+        "{e}"
     );
     assert!(n.state().pending.is_none(), "no upgrade prepared");
 }
@@ -710,9 +722,11 @@ fn a_fresh_channel_backup_is_pushed_on_an_upgrade_only() {
 fn a_failed_push_is_an_error_naming_both_versions() {
     let n = Node::new();
     n.start("0.19.3-beta", &env_at(0));
+    let bin = tempfile::tempdir().unwrap();
+    let pusher = failing(bin.path(), "chainstead-backup");
     let m = n.manifest_with(
         "0.20.0-beta",
-        json!({ "backup_push": { "program": "/bin/false", "manifest": "/etc/chainstead/backup.json" } }),
+        json!({ "backup_push": { "program": pusher, "manifest": "/etc/chainstead/backup.json" } }),
     );
     guard::check(&m, &env_at(5)).unwrap();
     let e = format!("{:#}", guard::push_backup(&m).unwrap_err());
