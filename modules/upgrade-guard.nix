@@ -306,7 +306,11 @@ let
           inherit storage;
           inherit (svc) placement;
           name = "${name}-pre-upgrade";
-          description = "Where ${name}'s pre-upgrade copies go (one directory per upgrade), on the data's tier by default.";
+          description = ''
+            Where ${name}'s pre-upgrade copies go, one directory per upgrade. It
+            must lie inside the data's storage tier (the storage module creates
+            it there, 0700 for ${name}'s user, once the tier is mounted).
+          '';
         };
         reserveBytes = mkOption {
           type = types.ints.unsigned;
