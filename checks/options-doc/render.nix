@@ -78,12 +78,25 @@ let
   # Angle brackets outside code would read as HTML.
   plain = lib.replaceStrings [ "<" ">" ] [ "&lt;" "&gt;" ];
 
+  # nixpkgs' option descriptions are Markdown with MyST roles such as
+  # {option}`name`, which nixosOptionsDoc resolves; plain Markdown viewers
+  # would show the role, so only the code span is kept.
+  roles = [
+    "option"
+    "file"
+    "command"
+    "env"
+    "var"
+    "manpage"
+  ];
+  dropRoles = lib.replaceStrings (map (r: "{${r}}`") roles) (map (_: "`") roles);
+
   description =
     o:
     if o.description == null || o.description == "" then
       "(no description)"
     else
-      lib.strings.trim o.description;
+      dropRoles (lib.strings.trim o.description);
 
   option =
     o:
