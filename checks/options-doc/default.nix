@@ -22,7 +22,10 @@ let
   # A path names an option when, part by part, it equals an option's name
   # (`<name>`, `*` and `‹name›` in either stand for any attribute name), is
   # a prefix of one (a group such as services.chainstead.storage), or goes
-  # below an option whose type holds free-form keys (settings.<key>).
+  # below an option whose type holds free-form keys: an open submodule
+  # (settings.<key>) or an attribute set with no options declared below it
+  # (environment.<VAR>). Below an attribute set of submodules
+  # (backup.targets.<name>) the submodule's options are the only names.
   wildcard = part: part == "*" || lib.hasPrefix "<" part || lib.hasPrefix "‹" part;
   partsMatch = a: b: a == b || wildcard a || wildcard b;
   prefixMatch =
@@ -31,7 +34,15 @@ let
     && lib.all (i: partsMatch (builtins.elemAt short i) (builtins.elemAt long i)) (
       lib.range 0 (builtins.length short - 1)
     );
-  freeform = o: lib.hasInfix "attribute set of" o.type;
+  hasSubOptions =
+    o:
+    lib.any (
+      sub: builtins.length sub.loc > builtins.length o.loc && prefixMatch o.loc sub.loc
+    ) doc.all;
+  freeform =
+    o:
+    lib.hasPrefix "open submodule" o.type
+    || (lib.hasInfix "attribute set of" o.type && !hasSubOptions o);
   known =
     path:
     let
