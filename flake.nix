@@ -108,6 +108,12 @@
         backup = pkgs.chainstead-backup;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
+        # The services.chainstead.* reference (docs/options.md, as nixpkgs'
+        # nixosOptionsDoc renders it).
+        options-doc = import ./checks/options-doc/package.nix {
+          inherit pkgs lib;
+          inherit (host pkgs.stdenv.hostPlatform.system { }) options;
+        };
       });
 
       nixosConfigurations = {
