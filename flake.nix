@@ -121,6 +121,12 @@
         upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
+        # The services.chainstead.* reference (docs/options.md, as nixpkgs'
+        # nixosOptionsDoc renders it).
+        options-doc = import ./checks/options-doc/package.nix {
+          inherit pkgs lib;
+          inherit (host pkgs.stdenv.hostPlatform.system { }) options;
+        };
       });
 
       nixosConfigurations = {
