@@ -100,11 +100,26 @@ pub fn parse<T: DeserializeOwned + Validate>(text: &str) -> Result<T, Invalid> {
 pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, Invalid> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
+        let mut at = e.path().to_string();
+        let inner = e.inner().to_string();
+        // Inside an internally tagged enum (`"kind": ...`) serde buffers the
+        // object, so the path stops at it; the unknown field's own name is
+        // in the message.
+        if let Some(field) = inner
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+            .map(|(f, _)| f)
+        {
+            if at == "." || at == "?" {
+                at = field.to_owned();
+            } else if !at.ends_with(&format!(".{field}")) && at != field {
+                at = format!("{at}.{field}");
+            }
+        }
         Invalid(vec![if at == "." || at == "?" {
-            format!("failed to parse the JSON: {}", e.inner())
+            format!("failed to parse the JSON: {inner}")
         } else {
-            format!("{at}: {}", e.inner())
+            format!("{at}: {inner}")
         }])
     })?;
     de.end()
@@ -365,6 +380,8 @@ mod tests {
             e.0[0].starts_with("items.x.bogus: unknown field `bogus`"),
             "{e}"
         );
+        let e = parse::<Doc>(r#"{"name":"a","colour":1}"#).unwrap_err();
+        assert!(e.0[0].starts_with("colour: unknown field `colour`"), "{e}");
         let e = parse::<Doc>(r#"{"name":1}"#).unwrap_err();
         assert!(e.0[0].starts_with("name: invalid type"), "{e}");
         let e = parse::<Doc>(r#"{"name":"a"} x"#).unwrap_err();
