@@ -21,18 +21,21 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs `cmd`, expects exit 2 and `needle` on stderr; returns stderr.
+fn exits_2_saying(cmd: &str, manifest: &std::path::Path, needle: &str) -> String {
+    let o = run(&[cmd], manifest);
+    assert_eq!(o.status.code(), Some(2), "{cmd}: {}", text(&o));
+    let err = stderr(&o);
+    assert!(err.contains(needle), "{cmd}: {needle} not in {}", text(&o));
+    err
+}
+
 #[test]
 fn a_missing_manifest_exits_2() {
     let t = tempfile::tempdir().unwrap();
     let missing = t.path().join("missing.json");
     for cmd in ["validate", "status", "push", "watch"] {
-        let o = run(&[cmd], &missing);
-        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", text(&o));
-        assert!(
-            stderr(&o).contains("failed to open manifest"),
-            "{}",
-            text(&o)
-        );
+        exits_2_saying(cmd, &missing, "failed to open manifest");
     }
 }
 
@@ -46,24 +49,16 @@ fn an_unknown_field_is_named_by_its_path() {
     v["retention"] = json!({"keep_last": 3, "keep_lats": 4});
     let m = t.path().join("m.json");
     std::fs::write(&m, v.to_string()).unwrap();
-    let o = run(&["validate"], &m);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        stderr(&o).contains("retention.keep_lats: unknown field `keep_lats`"),
-        "{}",
-        text(&o)
+    exits_2_saying(
+        "validate",
+        &m,
+        "retention.keep_lats: unknown field `keep_lats`",
     );
     // Inside a target (an object tagged by `kind`) too.
     v["targets"][0]["pathh"] = json!("/x");
     v.as_object_mut().unwrap().remove("retention");
     std::fs::write(&m, v.to_string()).unwrap();
-    let o = run(&["validate"], &m);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        stderr(&o).contains("targets[0].pathh: unknown field `pathh`"),
-        "{}",
-        text(&o)
-    );
+    exits_2_saying("validate", &m, "targets[0].pathh: unknown field `pathh`");
 }
 
 #[test]
@@ -79,10 +74,7 @@ fn every_problem_is_listed_at_once() {
     );
     v["retention"] = json!({"keep_last": 0});
     let m = write_manifest(t.path(), &v);
-    let o = run(&["validate"], &m);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(err.contains("invalid manifest, 6 problems:"), "{err}");
+    let err = exits_2_saying("validate", &m, "invalid manifest, 6 problems:");
     for field in [
         "retention.keep_last",
         "targets[0].path",
