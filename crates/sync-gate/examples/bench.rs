@@ -17,7 +17,7 @@
 //!    How long after the moment of readiness the flag appears.
 //!
 //! A real monerod pair gives the same figure for a short sync:
-//! `cargo test -p chainstead-sync-gate --test monerod -- --ignored --nocapture bench_`.
+//! `cargo test -p chainstead-sync-gate --test monerod -- --ignored --nocapture bench_` (short and longer syncs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/mod.rs"]

@@ -64,14 +64,6 @@ impl Rate {
         self.samples.clear();
     }
 
-    /// Time covered by the readings in the window.
-    pub fn span(&self) -> Duration {
-        match (self.samples.front(), self.samples.back()) {
-            (Some((t0, _)), Some((t1, _))) => t1.duration_since(*t0),
-            _ => Duration::ZERO,
-        }
-    }
-
     pub fn observe(&mut self, at: Instant, height: u64) {
         // A lower height (reorg, restart with a wiped index) starts over.
         if self.samples.back().is_some_and(|(_, h)| *h > height) {
@@ -137,9 +129,10 @@ pub fn status_line(name: &str, obs: &Observation, rate: &Rate) -> String {
 /// is unknown (daemon down, warming up, wallet locked: all cheap to ask
 /// about and possibly over at any second), and while there is no estimate
 /// yet: the first readings, and those after an error or a regression, come
-/// fast until the heights have moved (a short sync is then released within
-/// a fast interval), for at most one slow interval (a stalled sync is
-/// then asked slowly).
+/// fast until the height has moved, so a short sync is released within a
+/// fast interval. A height that stays put is no estimate either: monerod
+/// can sit at one height for tens of seconds and then add a hundred blocks
+/// at once.
 pub fn next_interval(obs: &Observation, rate: &Rate, poll: &Poll) -> Duration {
     let Some(remaining) = obs.remaining() else {
         return poll.fast();
@@ -151,8 +144,7 @@ pub fn next_interval(obs: &Observation, rate: &Rate, poll: &Poll) -> Duration {
         // Near: the remaining time is within two slow intervals.
         Some(eta) if eta <= poll.slow() * 2 => poll.fast(),
         Some(_) => poll.slow(),
-        None if rate.span() < poll.slow() => poll.fast(),
-        None => poll.slow(),
+        None => poll.fast(),
     }
 }
 
@@ -207,15 +199,15 @@ mod tests {
         let poll = Poll::default();
         let t0 = Instant::now();
         let mut r = Rate::new();
-        // No rate yet, far away: fast until the heights move...
+        // No rate yet, far away: fast until the height moves, however
+        // long it stays put (monerod adds blocks in large batches).
         assert_eq!(next_interval(&syncing(10, 1000), &r, &poll), poll.fast());
-        // ...for one slow interval; a height that stays put then is slow.
-        let mut stalled = Rate::new();
-        stalled.observe(t0, 10);
-        stalled.observe(t0 + poll.slow(), 10);
+        let mut still = Rate::new();
+        still.observe(t0, 10);
+        still.observe(t0 + poll.slow() * 3, 10);
         assert_eq!(
-            next_interval(&syncing(10, 1000), &stalled, &poll),
-            poll.slow()
+            next_interval(&syncing(10, 1000), &still, &poll),
+            poll.fast()
         );
         // Unknown distance: fast.
         assert_eq!(
@@ -324,6 +316,8 @@ mod tests {
         r.update(t0, &no_peers);
         r.update(at(t0, 30), &no_peers);
         r.update(at(t0, 31), &syncing(1, 201));
-        assert_eq!(r.span(), Duration::ZERO);
+        // The rate counts from the first reading with a target.
+        r.update(at(t0, 32), &syncing(11, 201));
+        assert_eq!(r.per_sec(), Some(10.0));
     }
 }

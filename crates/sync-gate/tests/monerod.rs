@@ -271,26 +271,48 @@ async fn syncing_node_becomes_ready() {
     drop(server);
 }
 
-/// Benchmark (prints, asserts nothing about time): a node syncing BLOCKS
-/// blocks from a local peer, watched by `wait` with the default poll
-/// settings from the moment the node's RPC is up. Prints how long after
-/// the node became ready (seen by polling it every 50 ms) the flag
-/// appeared, and how long the sync took.
+/// Benchmark (prints, asserts nothing about time): nodes syncing BLOCKS
+/// blocks from a local peer, in batches of 100 (a short sync) and of 10 (a
+/// longer one), each watched by `wait` with the default poll settings from
+/// the moment its RPC is up. Prints how long after the node became ready
+/// (seen by polling it every 50 ms) the flag appeared, and how long the
+/// sync took.
 ///
 ///     cargo test -p chainstead-sync-gate --test monerod -- --ignored --nocapture bench_
 #[tokio::test]
 #[ignore = "needs monerod: a benchmark, run with --nocapture"]
-async fn bench_release_delay_of_a_short_sync() {
+async fn bench_release_delay() {
     let dir = tempfile::tempdir().unwrap();
     let (server, top) = mined_server(dir.path()).await;
-    let peer = format!("127.0.0.1:{}", server.p2p);
+    for (i, batch) in ["100", "10"].into_iter().enumerate() {
+        let (took, delay) =
+            release_delay(dir.path(), &format!("b{i}"), server.p2p, batch, top).await;
+        println!(
+            "monerod sync ({BLOCKS} blocks from a local peer in batches of {batch}, {:.1}s), default poll: flag {:.2}s after readiness",
+            took.as_secs_f64(),
+            delay.as_secs_f64()
+        );
+    }
+    drop(server);
+}
+
+/// One node in `dir/name` syncing from the peer at `p2p` in batches of
+/// `batch`, with `wait` watching it: (sync duration, release delay).
+async fn release_delay(
+    dir: &Path,
+    name: &str,
+    p2p: u16,
+    batch: &str,
+    top: u64,
+) -> (Duration, Duration) {
+    let peer = format!("127.0.0.1:{p2p}");
     let syncing = start_node(
-        &dir.path().join("b"),
+        &dir.join(name),
         free_port(),
-        &["--add-exclusive-node", &peer, "--block-sync-size", "10"],
+        &["--add-exclusive-node", &peer, "--block-sync-size", batch],
     );
-    let flag = dir.path().join("sync/monerod");
-    let manifest = dir.path().join("manifest.json");
+    let flag = dir.join(name).join("flag");
+    let manifest = dir.join(format!("{name}.json"));
     let m = json!({
         "version": 1, "name": "monerod", "flag_file": flag,
         "backend": {"kind": "monerod", "rpc_url": format!("http://127.0.0.1:{}", syncing.rpc), "nettype": "fakechain"},
@@ -306,7 +328,7 @@ async fn bench_release_delay_of_a_short_sync() {
             .spawn()
             .unwrap(),
     );
-    let mut p = prober(syncing.rpc, "fakechain", dir.path());
+    let mut p = prober(syncing.rpc, "fakechain", dir);
     let ready_at = loop {
         if p.probe().await.is_ok_and(|o| o.ready) {
             break Instant::now();
@@ -327,14 +349,9 @@ async fn bench_release_delay_of_a_short_sync() {
     let delay = ready_at.elapsed();
     let written: Value = serde_json::from_slice(&std::fs::read(&flag).unwrap()).unwrap();
     assert_eq!(written["height"], top);
-    println!(
-        "monerod short sync ({BLOCKS} blocks from a local peer, {:.1}s), default poll: flag {:.2}s after readiness",
-        ready_at.duration_since(started).as_secs_f64(),
-        delay.as_secs_f64()
-    );
     drop(gate);
     drop(syncing);
-    drop(server);
+    (ready_at.duration_since(started), delay)
 }
 
 /// The readiness rule on /get_info bodies recorded from monerod 0.18 above
