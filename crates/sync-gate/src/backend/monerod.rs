@@ -89,7 +89,9 @@ impl Monerod {
         let what = format!("monerod at {}", self.cfg.rpc_url);
         let reply = match http::send(self.client.get(&self.url), &what, self.timeout).await {
             Ok(r) => r,
-            Err(Failure::Down(text)) => return Err(Wait::NotYet(Observation::waiting("down", text))),
+            Err(Failure::Down(text)) => {
+                return Err(Wait::NotYet(Observation::waiting("down", text)))
+            }
             Err(Failure::Error(e)) => return Err(Wait::Err(e)),
         };
         if reply.status == StatusCode::UNAUTHORIZED {
@@ -163,6 +165,8 @@ mod tests {
             busy_syncing: busy,
             nettype: Some("mainnet".into()),
             offline: false,
+            outgoing_connections_count: 0,
+            incoming_connections_count: 0,
         }
     }
 
