@@ -304,7 +304,10 @@ pub fn parse_metrics(text: &str, gate: &str) -> GateMetrics {
             "chainstead_sync_gate_last_error" if v > 0.0 => {
                 out.last_error = labels
                     .split_once("message=\"")
-                    .map(|(_, m)| m.trim_end_matches('}').trim_end_matches('"'))
+                    .map(|(_, m)| {
+                        let m = m.strip_suffix('}').unwrap_or(m);
+                        m.strip_suffix('"').unwrap_or(m)
+                    })
                     .map(|m| {
                         m.replace("\\\"", "\"")
                             .replace("\\n", " ")
