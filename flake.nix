@@ -119,6 +119,7 @@
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
         upgrade-guard = pkgs.chainstead-upgrade-guard;
+        cli = pkgs.chainstead-cli;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
         # The services.chainstead.* reference (docs/options.md, as nixpkgs'

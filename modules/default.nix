@@ -1,6 +1,7 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
 # storage first, then the chains, then what builds on them;
-# the upgrade guard last, as it wraps the services' units.
+# the upgrade guard, as it wraps the services' units; `chainstead status`
+# last, as it reads every module's options.
 {
   imports = [
     ./storage.nix
@@ -13,5 +14,6 @@
     ./thunderhub.nix
     ./backup
     ./upgrade-guard.nix
+    ./status.nix
   ];
 }

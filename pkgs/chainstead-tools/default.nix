@@ -5,6 +5,8 @@
   lib,
   rustPlatform,
   crate ? null,
+  # The binary `lib.getExe` runs, when it is not named after the crate.
+  mainProgram ? "chainstead-${crate}",
 }:
 let
   workspace = (lib.importTOML ../../Cargo.toml).workspace.package;
@@ -43,5 +45,5 @@ rustPlatform.buildRustPackage {
     license = lib.licenses.mit;
     platforms = lib.platforms.linux;
   }
-  // lib.optionalAttrs (crate != null) { mainProgram = "chainstead-${crate}"; };
+  // lib.optionalAttrs (crate != null) { inherit mainProgram; };
 }
