@@ -294,6 +294,20 @@ mod tests {
     }
 
     #[test]
+    fn the_modules_rendering_is_valid() {
+        // checks/fixtures/status/manifest.json: what modules/status.nix
+        // renders for the full stack (bitcoind, monerod, Fulcrum, LND,
+        // backup, secrets, both tiers, an onion address).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../checks/fixtures/status/manifest.json");
+        let m = Manifest::load(&path).unwrap();
+        let names: Vec<_> = m.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["bitcoind", "monerod", "fulcrum", "lnd"]);
+        assert!(m.services[3].macaroon_file.is_some());
+        assert_eq!(m.tiers.len(), 2);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let e = Manifest::parse(r#"{"version": 1, "password": "x"}"#).unwrap_err();
         assert!(e.to_string().contains("password"), "{e}");
