@@ -126,7 +126,7 @@ in
       "a+ ${full.services.chainstead.lnd.macaroonDir} - - - - g:chainstead-operator:--x,m::r-x"
       full.systemd.tmpfiles.rules
     )
-    (h.expectNotContains "no cookie group without bitcoind" "bitcoin-rpc" (moneroOnly.users.users.alice.extraGroups))
+    (h.expectNotContains "no cookie group without bitcoind" "bitcoin-rpc" moneroOnly.users.users.alice.extraGroups)
     (h.expectTrue "nothing without enable" (
       !(disabled.users.groups ? chainstead-operator) && !(disabled.environment.etc ? "chainstead/status.json")
     ) "")
