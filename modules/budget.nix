@@ -130,7 +130,8 @@ in
         '' ++ lib.optional (cfg.total != null && duringSync > cfg.total) ''
           services.chainstead.memory: during the first sync the running services need
           ${toString duringSync} MiB with the OS reserve, more than the host's ${toString cfg.total} MiB;
-          lower services.chainstead.bitcoind.initialSync.dbcache.
+          lower services.chainstead.bitcoind.initialSync.dbcache (or bitcoind's and monerod's
+          memory options), or hold monerod back (services.chainstead.monerod.waitForBitcoindSync).
         '';
       in
       lib.optionals (!cfg.enforce) messages;

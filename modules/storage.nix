@@ -258,7 +258,7 @@ let
         d:
         "  - ${d.path}: ${toString d.expectedSize} GB"
         + lib.optionalString (
-          d.placementOption != null
+          d.placementOption != null && !sharedPath
         ) " (move it: services.chainstead.storage.placement.${d.placementOption} = \"${otherTier d.tier}\")";
     in
     ''
