@@ -160,6 +160,11 @@ let
 
         # exceptions to the baseline
         CapabilityBoundingSet = [ "CAP_DAC_OVERRIDE" ]; # write into bitcoind's datadir (0750 bitcoind)
+
+        # no network: systemctl reaches systemd over its Unix socket
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        IPAddressDeny = "any";
       };
     };
 
@@ -183,6 +188,11 @@ let
         User = "bitcoind";
         Group = "bitcoind";
         ReadWritePaths = [ cfg.dataDir ];
+
+        # no network
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        IPAddressDeny = "any";
       };
     };
   };
