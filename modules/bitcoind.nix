@@ -71,7 +71,8 @@ let
       fromTotal = lib.min warnAbove (memory.total - memory.osReserve - othersDuringSync - overhead);
       candidate = if memory.total != null then fromTotal else cfg.settings.dbcache + gatedBudgets;
     in
-    if gated && candidate > cfg.settings.dbcache then candidate else null;
+    # regtest has no chain worth a cache (and its tests no restart to expect)
+    if gated && cfg.network != "regtest" && candidate > cfg.settings.dbcache then candidate else null;
 
   # Bitcoin Core 28.0 added -rpccookieperms; older versions get a chmod.
   hasCookiePerms = lib.versionAtLeast (lib.getVersion cfg.package) "28.0";
@@ -238,7 +239,7 @@ in
       type = types.nullOr types.ints.positive;
       default = defaultInitialDbcache;
       defaultText = literalExpression ''
-        with a sync gate (Fulcrum or LND on this host): the memory budget's
+        with a sync gate (Fulcrum or LND on this host), off regtest: the memory budget's
         free MiB while they do not run (at most where bitcoind warns), or
         dbcache plus their budgets without services.chainstead.memory.total;
         otherwise null
@@ -539,7 +540,7 @@ in
           placementOption = "bitcoindBlocks";
           # A pruned node keeps about its target (MiB) of block files.
           expectedSize = lib.mkDefault (
-            if cfg.prune > 1 then cfg.prune / 1000 + 1 else sizeOf sizes.bitcoind.blocks
+            if cfg.prune > 1 then cfg.prune * 1049 / 1000000 + 1 else sizeOf sizes.bitcoind.blocks
           );
         };
       }

@@ -180,7 +180,7 @@ in
 
     memory = mkOption {
       type = types.ints.positive;
-      default = 512;
+      default = 768;
       description = ''
         Memory in MiB for ThunderHub (a Node.js server), counted in the host's
         memory budget ({option}`services.chainstead.memory`), which derives the

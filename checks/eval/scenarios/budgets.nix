@@ -109,7 +109,7 @@ in
       hostUsage.fast.used * 100 < 85 * hostUsage.fast.size && hostUsage.fast.used * 100 < 70 * 640
     ) "used ${toString hostUsage.fast.used} of ${toString hostUsage.fast.size}")
     (h.expectEqual "its NFS bulk tier holds the block files, 760 GB" 760 hostUsage.bulk.used)
-    (h.expectEqual "its services fit the 12 GB VM with 512 MiB spare" 11776
+    (h.expectEqual "its services fit the 12 GB VM with 256 MiB spare" 12032
       host.services.chainstead.memory.summary.steady
     )
     (h.expectEqual "bitcoind's first sync gets what the gated services leave (at bitcoind's own warning limit)"

@@ -16,7 +16,7 @@
 #     so the txindex and Monero stay on the NVMe disk.
 #
 # Memory, 12 GB (the seed's VM): bitcoind 4096 MiB (dbcache 2048), Fulcrum
-# 2048, LND 1536, ThunderHub 512, monerod 2560, OS 1024 = 11776 MiB, 512
+# 2048, LND 1536, ThunderHub 768, monerod 2560, OS 1024 = 12032 MiB, 256
 # spare. During the first sync Fulcrum, LND, ThunderHub and (held back)
 # monerod do not run, so bitcoind syncs with a 7680 MiB dbcache and
 # restarts once with 2048 when the sync gate releases.
