@@ -79,7 +79,10 @@ impl FirstSync {
         if obs.ready || !IBD_PHASES.contains(&obs.phase) || self.ibd_seen()? {
             return Ok(());
         }
-        write(&self.ibd_seen, "bitcoind was seen in initial block download\n")?;
+        write(
+            &self.ibd_seen,
+            "bitcoind was seen in initial block download\n",
+        )?;
         tracing::info!(
             file = %self.ibd_seen.display(),
             "bitcoind is in initial block download: it restarts once with the steady dbcache after release"
