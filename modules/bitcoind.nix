@@ -457,11 +457,18 @@ in
   };
 
   config = mkIf cfg.enable {
-    warnings = lib.concatLists (
-      lib.mapAttrsToList (
-        user: u: map (w: "services.chainstead.bitcoind.rpc.users.${user}: ${w}") u.warnings
-      ) cfg.rpc.users
-    );
+    warnings =
+      lib.concatLists (
+        lib.mapAttrsToList (
+          user: u: map (w: "services.chainstead.bitcoind.rpc.users.${user}: ${w}") u.warnings
+        ) cfg.rpc.users
+      )
+      ++ lib.optional (initialDbcache != null && !gated) ''
+        services.chainstead.bitcoind.initialSync.dbcache is set, but nothing would switch it
+        back: the switch needs the bitcoind sync gate, which exists when Fulcrum or LND
+        runs on this host. bitcoind syncs with settings.dbcache; set initialSync.dbcache
+        to null, or raise settings.dbcache yourself for the first sync.
+      '';
 
     assertions = [
       (chainstead.noSecretSettings "services.chainstead.bitcoind.settings" cfg.settings)

@@ -401,6 +401,15 @@ in
       (h.expectEqual "without a sync gate there is no switch" null
         (stack { }).services.chainstead.bitcoind.initialSync.dbcache
       )
+      (hasWarning "an initial dbcache without a gate to switch it back warns" (stack {
+        bitcoind.initialSync.dbcache = 8000;
+      }) "nothing would switch it\nback")
+      (h.expectEqual "no switch on regtest, where there is nothing to cache" null
+        (stack {
+          lnd.enable = true;
+          bitcoind.network = "regtest";
+        }).services.chainstead.bitcoind.initialSync.dbcache
+      )
       (h.expectEqual "and no switch unit" false (
         (stack { }).systemd.services ? chainstead-bitcoind-steady-dbcache
       ))
