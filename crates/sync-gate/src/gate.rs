@@ -43,7 +43,8 @@ pub async fn check(m: &Manifest) -> Result<CheckOutcome> {
                 CheckOutcome::NotYet(line)
             }
         }
-        Err(e) => CheckOutcome::Error(error_line(&m.name, &e)),
+        // One look, no retry: no "(retrying)" here.
+        Err(e) => CheckOutcome::Error(format!("{}: error: {e}", m.name)),
     })
 }
 
@@ -226,9 +227,9 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
                 };
                 stats.last_error = Some((kind, e.to_string()));
                 if e.is_misconfig() {
-                    tracing::error!("{line}");
+                    // Logged once, by the caller that ends the run.
                     write_metrics(&stats, m, metrics_file.as_deref(), &mut metrics_warned);
-                    return Err(e.into_inner());
+                    return Err(e.into());
                 }
                 let key = format!("error:{e}");
                 let due = match &last_log {
