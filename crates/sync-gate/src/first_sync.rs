@@ -106,6 +106,30 @@ impl FirstSync {
     }
 }
 
+impl FirstSync {
+    /// The gate's hook, for every poll before release, ahead of the flag:
+    /// remembers IBD, and on the poll that releases requests the restart.
+    pub fn before_release(&self, obs: &Observation) -> Result<()> {
+        self.observe(obs)?;
+        if obs.ready {
+            match self.on_release()? {
+                Decision::Requested => tracing::info!(
+                    file = %self.request.display(),
+                    "bitcoind was in initial block download: requested one restart with the steady dbcache"
+                ),
+                Decision::AlreadyRequested => tracing::info!(
+                    file = %self.request.display(),
+                    "the restart with the steady dbcache was requested earlier"
+                ),
+                Decision::NotNeeded => tracing::info!(
+                    "bitcoind was not seen in initial block download: no restart for the dbcache"
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
 fn exists(path: &Path) -> Result<bool> {
     path.try_exists()
         .with_context(|| format!("failed to look for {}", path.display()))
@@ -165,6 +189,16 @@ mod tests {
         assert_eq!(fs.on_release().unwrap(), Decision::Requested);
         assert!(fs.request_file().exists());
         assert_eq!(fs.on_release().unwrap(), Decision::AlreadyRequested);
+    }
+
+    #[test]
+    fn the_hook_requests_on_the_releasing_poll_only() {
+        let (_dir, fs) = setup();
+        fs.before_release(&observe(&info(100, 900, true))).unwrap();
+        fs.before_release(&observe(&info(899, 900, false))).unwrap();
+        assert!(!fs.request_file().exists(), "requested before the release");
+        fs.before_release(&observe(&info(900, 900, false))).unwrap();
+        assert!(fs.request_file().exists());
     }
 
     #[test]
