@@ -125,7 +125,39 @@ let
   #   done     with no marker yet (a node synced before it booted): write
   #            the marker only; the next start of bitcoind is steady
   # The marker lives in the datadir, so a wiped datadir syncs fast again.
-  firstSyncUnits = lib.optionalAttrs switching {
+  # The unit's static limits are the steady budget's; while the marker is
+  # missing they are raised for the boot to the first sync's budget
+  # (`systemctl set-property --runtime`, a drop-in under /run), and lowered
+  # again just before the one restart.
+  limited = switching && memory.limits;
+  setLimits =
+    mib:
+    "${pkgs.systemd}/bin/systemctl set-property --runtime bitcoind.service "
+    + lib.concatStringsSep " " (lib.mapAttrsToList (k: v: "${k}=${v}") (memory.limitsFor mib));
+  firstSyncUnits = lib.optionalAttrs limited {
+    chainstead-bitcoind-initial-limits = {
+      description = "Give bitcoind the memory limits of its first sync";
+      wantedBy = [ "bitcoind.service" ];
+      before = [ "bitcoind.service" ];
+      unitConfig = {
+        ConditionPathExists = "!${steadyMarker}";
+        RequiresMountsFor = [ cfg.dataDir ];
+      };
+      serviceConfig = chainstead.hardening // {
+        # exec: before every start of bitcoind while the marker is missing
+        Type = "oneshot";
+        ExecStart = setLimits (initialDbcache + overhead);
+
+        # identity and paths: root, to set bitcoind's properties; writes nothing
+
+        # no network: systemctl reaches systemd over its Unix socket
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        IPAddressDeny = "any";
+      };
+    };
+  }
+  // lib.optionalAttrs switching {
     chainstead-bitcoind-steady-dbcache = {
       description = "Restart bitcoind once with the steady-state dbcache after its first sync";
       wantedBy = [ "${syncedTarget}.target" ];
@@ -153,8 +185,10 @@ let
         ExecStart = [
           "${pkgs.coreutils}/bin/install -m 0640 ${steadyEnv} ${steadyMarker}.tmp"
           "${pkgs.coreutils}/bin/mv -f ${steadyMarker}.tmp ${steadyMarker}"
-          "${pkgs.systemd}/bin/systemctl --no-block restart bitcoind.service"
-        ];
+        ]
+        # the steady limits for the restarted process
+        ++ lib.optional limited (setLimits cfg.memory)
+        ++ [ "${pkgs.systemd}/bin/systemctl --no-block restart bitcoind.service" ];
 
         # identity and paths: root, to restart bitcoind; writes only the marker
         ReadWritePaths = [ cfg.dataDir ];

@@ -35,7 +35,8 @@ let
         default = null;
         description = ''
           MiB while the chains sync for the first time, when it differs (bitcoind's
-          large initial dbcache); its limits follow the larger of the two.
+          large initial dbcache); the unit's limits are raised to it at runtime
+          for that phase only (modules/bitcoind.nix).
         '';
       };
       runsDuringInitialSync = mkOption {
@@ -66,7 +67,11 @@ let
     )
     + cfg.osReserve;
 
-  limitOf = s: if s.initialSyncBudget != null then lib.max s.budget s.initialSyncBudget else s.budget;
+  # MemoryHigh= at the budget, MemoryMax= a quarter above it.
+  limitsFor = mib: {
+    MemoryHigh = "${toString mib}M";
+    MemoryMax = "${toString (mib * 5 / 4)}M";
+  };
   listing = lib.concatStringsSep ", " (
     lib.mapAttrsToList (name: s: "${name} ${toString s.budget} MiB") cfg.services
   );
@@ -108,6 +113,13 @@ in
       internal = true;
       description = "Each service's memory budget by unit name; set by the service modules.";
     };
+    limitsFor = mkOption {
+      type = types.functionTo (types.attrsOf types.str);
+      readOnly = true;
+      internal = true;
+      default = limitsFor;
+      description = "The MemoryHigh=/MemoryMax= pair for a budget in MiB.";
+    };
     summary = mkOption {
       type = types.attrsOf types.int;
       readOnly = true;
@@ -147,10 +159,8 @@ in
 
     systemd.services = mkIf cfg.limits (
       lib.mapAttrs (_: s: {
-        serviceConfig = {
-          # resource limits (the memory budget)
-          MemoryHigh = "${toString (limitOf s)}M";
-          MemoryMax = "${toString (limitOf s * 5 / 4)}M";
+        # resource limits (the memory budget)
+        serviceConfig = limitsFor s.budget // {
           CPUWeight = weights.${s.class};
           IOWeight = weights.${s.class};
         };

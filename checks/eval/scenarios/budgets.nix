@@ -374,8 +374,24 @@ in
       (h.expectEqual "the marker in the datadir empties it" [
         "-/srv/fast/bitcoind/chainstead-initial-sync-done"
       ] (sc gated "bitcoind").EnvironmentFile)
-      (h.expectEqual "bitcoind's limits follow the first sync's larger budget" "6144M"
-        (sc gated "bitcoind").MemoryHigh
+      (h.expectEqual "bitcoind's unit keeps its steady limits" "4096M" (sc gated "bitcoind").MemoryHigh)
+      (h.expectEqual "raised at runtime for the first sync, before bitcoind starts, while the marker is missing"
+        {
+          ExecStart = "systemctl set-property --runtime bitcoind.service MemoryHigh=6144M MemoryMax=7680M";
+          ConditionPathExists = "!/srv/fast/bitcoind/chainstead-initial-sync-done";
+          before = [ "bitcoind.service" ];
+          wantedBy = [ "bitcoind.service" ];
+        }
+        (
+          let
+            u = unit gated "chainstead-bitcoind-initial-limits";
+          in
+          {
+            ExecStart = lib.last (lib.splitString "/bin/" u.serviceConfig.ExecStart);
+            inherit (u.unitConfig) ConditionPathExists;
+            inherit (u) before wantedBy;
+          }
+        )
       )
       (h.expectContains "the restart comes with the gate's target" "chainstead-bitcoind-synced.target"
         steady.wantedBy
@@ -384,11 +400,20 @@ in
         "/run/chainstead/sync/bitcoind.steady-dbcache"
         "!/srv/fast/bitcoind/chainstead-initial-sync-done"
       ] steady.unitConfig.ConditionPathExists)
-      (h.expectEqual "the marker is written before the queued restart" [
+      (h.expectEqual "the marker is written and the steady limits set before the queued restart" [
         "install"
         "mv"
-        "systemctl"
-      ] (map (cmd: lib.last (lib.splitString "/" (lib.head (lib.splitString " " cmd)))) steady.serviceConfig.ExecStart))
+        "systemctl set-property --runtime bitcoind.service MemoryHigh=4096M MemoryMax=5120M"
+        "systemctl --no-block restart bitcoind.service"
+      ] (
+        map (
+          cmd:
+          let
+            tail = lib.last (lib.splitString "/bin/" cmd);
+          in
+          if lib.hasPrefix "systemctl" tail then tail else lib.head (lib.splitString " " tail)
+        ) steady.serviceConfig.ExecStart
+      ))
       (h.expectContains "the restart does not block (no waiting in a switch)" "--no-block restart bitcoind.service"
         (lib.last steady.serviceConfig.ExecStart)
       )
