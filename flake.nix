@@ -153,6 +153,7 @@
           module-eval = import ./checks/eval/flake-check.nix { inherit pkgs lib; };
           lint = import ./checks/lint.nix { inherit pkgs; };
           chainstead-storage = vmTest "storage";
+          chainstead-nfs-bulk = vmTest "nfs-bulk";
           chainstead-sync-gate = vmTest "sync-gate";
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
