@@ -348,8 +348,8 @@ async fn fetch_openbao(
     started: Instant,
     generate: bool,
 ) -> Result<Values> {
-    let mut client = bao::Client::new(cfg, started)?;
-    client.login(&cfg.auth).await?;
+    let mut client = bao::connect(cfg, started)?;
+    client.login(&bao::auth(&cfg.auth)).await?;
     let values = fetch_with(&client, wanted, generate).await;
     client.revoke().await;
     Ok(values)
