@@ -12,4 +12,5 @@ pub mod load;
 pub mod local;
 pub mod manifest;
 pub mod store;
+pub mod template;
 pub mod transform;
