@@ -8,6 +8,7 @@
 pub mod bao;
 pub mod check;
 pub mod install;
+pub mod lnd_wallet;
 pub mod load;
 pub mod local;
 pub mod manifest;
