@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use chainstead_secrets::manifest::{Invalid, Manifest};
+use chainstead_secrets::template::{self, Check, Encoding};
 use chainstead_secrets::{check, load, store};
 
 /// Loads the stack's secrets from OpenBao (or generates them locally) into
@@ -63,6 +64,28 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Render a config file from a template and secret files (at a
+    /// service's start): each placeholder replaced, written atomically.
+    Render {
+        /// The template (in the Nix store; no secret in it).
+        #[arg(long)]
+        template: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Octal mode of the file.
+        #[arg(long, default_value = "0600")]
+        mode: String,
+        /// PLACEHOLDER=/path or PLACEHOLDER=credential:NAME, written as is
+        /// (a value with a line break is refused).
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        /// Same, written as the inside of a JSON string.
+        #[arg(long = "json-secret")]
+        json_secrets: Vec<String>,
+        /// Same as --json-secret, checked to be ThunderHub's bcrypt form.
+        #[arg(long = "thunderhub-hash")]
+        thunderhub_hashes: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +120,48 @@ fn run(cli: Cli) -> Result<bool> {
                 "local mode"
             }
         );
+        return Ok(true);
+    }
+    if let Command::Render {
+        template,
+        out,
+        mode,
+        secrets,
+        json_secrets,
+        thunderhub_hashes,
+    } = &cli.command
+    {
+        let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let kinds = [
+            (secrets, Encoding::Line, Check::Any),
+            (json_secrets, Encoding::JsonString, Check::Any),
+            (
+                thunderhub_hashes,
+                Encoding::JsonString,
+                Check::ThunderHubBcrypt,
+            ),
+        ];
+        let mut substitutions = Vec::new();
+        for (specs, encoding, check) in kinds {
+            for spec in specs {
+                substitutions.push(template::parse_substitution(
+                    spec,
+                    encoding,
+                    check,
+                    creds.as_deref(),
+                )?);
+            }
+        }
+        let mode = chainstead_secrets::manifest::parse_mode(mode)
+            .map_err(|e| anyhow::anyhow!("failed to use --mode {mode}: {e}"))?;
+        template::render(&template::Template {
+            template: template.clone(),
+            substitutions,
+            out: out.clone(),
+            mode,
+            owner: Default::default(),
+        })?;
+        tracing::info!("rendered {} from {}", out.display(), template.display());
         return Ok(true);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -136,7 +201,7 @@ fn run(cli: Cli) -> Result<bool> {
                 store::run(&m, &req).await?;
                 Ok(true)
             }
-            Command::Validate { .. } => Ok(true),
+            Command::Validate { .. } | Command::Render { .. } => Ok(true),
         }
     })
 }

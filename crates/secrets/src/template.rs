@@ -65,6 +65,53 @@ pub enum Check {
     ThunderHubBcrypt,
 }
 
+/// A substitution from the command line: `PLACEHOLDER=SOURCE`, where SOURCE
+/// is an absolute path or `credential:NAME`, a file systemd passed with
+/// `LoadCredential=` (`$CREDENTIALS_DIRECTORY/NAME`, given here as
+/// `credentials_dir`).
+pub fn parse_substitution(
+    spec: &str,
+    encoding: Encoding,
+    check: Check,
+    credentials_dir: Option<&std::path::Path>,
+) -> Result<Substitution> {
+    let Some((placeholder, source)) = spec.split_once('=') else {
+        anyhow::bail!(
+            "failed to parse {spec:?}: expected PLACEHOLDER=/path or PLACEHOLDER=credential:NAME"
+        );
+    };
+    if placeholder.is_empty() {
+        anyhow::bail!("failed to parse {spec:?}: the placeholder is empty");
+    }
+    let file = match source.strip_prefix("credential:") {
+        Some(name) => {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                anyhow::bail!("failed to parse {spec:?}: {name:?} is not a credential name");
+            }
+            let dir = credentials_dir.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "failed to find credential {name}: $CREDENTIALS_DIRECTORY is not set \
+                     (run under a unit with LoadCredential={name}:...)"
+                )
+            })?;
+            dir.join(name)
+        }
+        None => {
+            let p = PathBuf::from(source);
+            if !p.is_absolute() {
+                anyhow::bail!("failed to parse {spec:?}: {source} is not an absolute path");
+            }
+            p
+        }
+    };
+    Ok(Substitution {
+        placeholder: placeholder.to_owned(),
+        file,
+        encoding,
+        check,
+    })
+}
+
 /// Renders `t` and installs the file.
 pub fn render(t: &Template) -> Result<()> {
     let text = Zeroizing::new(
@@ -184,19 +231,11 @@ fn is_thunderhub_bcrypt(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
 }
 
-/// Renders every template in turn; stops at the first failure, which names
-/// the file.
-pub fn render_all(templates: &[Template]) -> Result<()> {
-    for t in templates {
-        render(t)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn sub(placeholder: &str, file: PathBuf, encoding: Encoding, check: Check) -> Substitution {
         Substitution {
@@ -355,6 +394,37 @@ mod tests {
         let e = format!("{:#}", render(&t).unwrap_err());
         assert!(e.contains("it is empty"), "{e}");
         assert!(!d.path().join("out").exists());
+    }
+
+    #[test]
+    fn command_line_substitutions_parse() {
+        let creds = Path::new("/run/credentials/fulcrum.service");
+        let s = parse_substitution(
+            "@pw@=credential:bitcoind-rpc-password",
+            Encoding::Line,
+            Check::Any,
+            Some(creds),
+        )
+        .unwrap();
+        assert_eq!(s.placeholder, "@pw@");
+        assert_eq!(s.file, creds.join("bitcoind-rpc-password"));
+        let s = parse_substitution("@h@=/run/x/h", Encoding::JsonString, Check::Any, None).unwrap();
+        assert_eq!(s.file, Path::new("/run/x/h"));
+        for (bad, needle) in [
+            ("nothing", "expected PLACEHOLDER="),
+            ("=/x", "the placeholder is empty"),
+            ("@p@=relative", "not an absolute path"),
+            ("@p@=credential:../x", "not a credential name"),
+        ] {
+            let e = parse_substitution(bad, Encoding::Line, Check::Any, Some(creds))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        let e = parse_substitution("@p@=credential:pw", Encoding::Line, Check::Any, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("$CREDENTIALS_DIRECTORY is not set"), "{e}");
     }
 
     /// A value holding another placeholder is not substituted again.
