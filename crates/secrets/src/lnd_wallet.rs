@@ -24,7 +24,9 @@
 //! LND) is NotYet and polled again until the deadline; SIGTERM ends the
 //! wait at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -124,6 +126,44 @@ enum Poll<T> {
     NotYet(String),
 }
 
+/// A client for LND's REST API that trusts exactly the certificate in
+/// `cert_file` (the sync gate's pinned verifier: LND's tls.cert is marked as
+/// a CA, which webpki refuses as a server's own certificate). LND writes the
+/// file on its first start, so its absence is NotYet until `deadline`.
+pub async fn pinned_client(
+    cert_file: &Path,
+    cfg: &Config,
+    deadline: Instant,
+    shutdown: &mut Shutdown,
+) -> Result<reqwest::Client, Error> {
+    use chainstead_sync_gate::tls::{pinned_config, read_certs};
+    let certs = loop {
+        if let Some(c) = read_certs(cert_file)? {
+            break c;
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Failed(anyhow!(
+                "failed to read LND's certificate {}: it did not appear within {}s",
+                cert_file.display(),
+                cfg.deadline.as_secs()
+            )));
+        }
+        if !shutdown.sleep(cfg.poll).await {
+            return Err(Error::Interrupted);
+        }
+    };
+    let tls = pinned_config(certs, Arc::new(AtomicBool::new(false)))?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        // Only LND on loopback: no proxy from the environment, no redirects.
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(cfg.request_timeout.min(Duration::from_secs(5)))
+        .build()
+        .context("failed to build the HTTP client for LND")
+        .map_err(Error::Failed)
+}
+
 /// Brings the wallet to where `cfg` wants it, with `http` (which must trust
 /// LND's certificate) and stopping early when `shutdown` fires.
 pub async fn run(
@@ -131,8 +171,17 @@ pub async fn run(
     http: &reqwest::Client,
     shutdown: &mut Shutdown,
 ) -> Result<Outcome, Error> {
+    run_until(cfg, http, shutdown, Instant::now() + cfg.deadline).await
+}
+
+/// [`run`] with the deadline given (shared with [`pinned_client`]'s wait).
+pub async fn run_until(
+    cfg: &Config,
+    http: &reqwest::Client,
+    shutdown: &mut Shutdown,
+    deadline: Instant,
+) -> Result<Outcome, Error> {
     let lnd = Lnd { cfg, http };
-    let deadline = Instant::now() + cfg.deadline;
     loop {
         let state = wait_for_state(&lnd, deadline, shutdown).await?;
         let step = match state {
@@ -405,7 +454,7 @@ impl Lnd<'_> {
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, Error> {
         let mut resp = match req.timeout(self.cfg.request_timeout).send().await {
             Ok(r) => r,
-            Err(e) => return Ok(Answer::NotYet(transport(&e))),
+            Err(e) => return transport(&e, &self.cfg.rest_url).map(Answer::NotYet),
         };
         let status = resp.status().as_u16();
         let mut body = Zeroizing::new(Vec::new());
@@ -421,7 +470,7 @@ impl Lnd<'_> {
                     body.extend_from_slice(&c);
                 }
                 Ok(None) => break,
-                Err(e) => return Ok(Answer::NotYet(transport(&e))),
+                Err(e) => return transport(&e, &self.cfg.rest_url).map(Answer::NotYet),
             }
         }
         Ok(match status {
@@ -440,14 +489,28 @@ impl Lnd<'_> {
     }
 }
 
-fn transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
+/// A transport failure: NotYet (why), or a certificate that is not LND's,
+/// which waiting does not heal.
+fn transport(e: &reqwest::Error, url: &str) -> Result<String, Error> {
+    let mut chain = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        cur = s.source();
+    }
+    if chain.contains("certificate") || chain.contains("InvalidCertificate") {
+        return Err(Error::Failed(anyhow!(
+            "failed to connect to LND at {url}: its certificate is not the one in the certificate file ({chain})"
+        )));
+    }
+    Ok(if e.is_timeout() {
         "no answer in time".to_owned()
     } else if e.is_connect() {
         "not accepting connections".to_owned()
     } else {
         "connection dropped".to_owned()
-    }
+    })
 }
 
 fn short(s: &str) -> String {

@@ -86,6 +86,29 @@ enum Command {
         #[arg(long = "thunderhub-hash")]
         thunderhub_hashes: Vec<String>,
     },
+    /// Create LND's wallet when it has none (the seed into --seed-file
+    /// first), or unlock it with --unlock; waits for LND, stops on SIGTERM.
+    LndWallet {
+        /// LND's REST address, e.g. https://127.0.0.1:8080.
+        #[arg(long)]
+        rest_url: String,
+        /// LND's tls.cert; the server must present exactly it.
+        #[arg(long)]
+        tls_cert_file: PathBuf,
+        #[arg(long)]
+        password_file: PathBuf,
+        #[arg(long)]
+        seed_file: PathBuf,
+        /// Blocks to rescan when creating from a seed already in the file.
+        #[arg(long, default_value_t = 2500)]
+        recovery_window: u32,
+        /// Unlock a locked wallet (when LND does not unlock itself).
+        #[arg(long)]
+        unlock: bool,
+        /// How long to wait for LND.
+        #[arg(long, default_value_t = 120)]
+        deadline_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -199,6 +222,40 @@ fn run(cli: Cli) -> Result<bool> {
                     overwrite,
                 };
                 store::run(&m, &req).await?;
+                Ok(true)
+            }
+            Command::LndWallet {
+                rest_url,
+                tls_cert_file,
+                password_file,
+                seed_file,
+                recovery_window,
+                unlock,
+                deadline_secs,
+            } => {
+                use chainstead_secrets::lnd_wallet;
+                let cfg = lnd_wallet::Config {
+                    rest_url,
+                    password_file,
+                    seed_file,
+                    recovery_window,
+                    unlock,
+                    deadline: std::time::Duration::from_secs(deadline_secs),
+                    poll: std::time::Duration::from_secs(1),
+                    request_timeout: std::time::Duration::from_secs(30),
+                };
+                let deadline = std::time::Instant::now() + cfg.deadline;
+                let mut shutdown = chainstead_common::shutdown::Shutdown::install()
+                    .context("failed to install the SIGTERM handler")?;
+                let http = lnd_wallet::pinned_client(&tls_cert_file, &cfg, deadline, &mut shutdown)
+                    .await?;
+                match lnd_wallet::run_until(&cfg, &http, &mut shutdown, deadline).await? {
+                    lnd_wallet::Outcome::Created { .. } => {}
+                    lnd_wallet::Outcome::Unlocked => tracing::info!("wallet unlocked"),
+                    lnd_wallet::Outcome::Exists(s) => {
+                        tracing::info!("the wallet exists (state {s:?}), nothing to do");
+                    }
+                }
                 Ok(true)
             }
             Command::Validate { .. } | Command::Render { .. } => Ok(true),

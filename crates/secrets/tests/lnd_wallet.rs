@@ -338,3 +338,114 @@ async fn a_refused_initwallet_and_a_short_password_are_named() {
     let e = go(&cfg).await.unwrap_err().to_string();
     assert!(e.contains("at least 8 characters"), "{e}");
 }
+
+/// The subcommand, the real binary, over TLS with LND's kind of
+/// certificate (self-signed, marked as a CA) behind a TLS front.
+mod binary {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    struct Tls {
+        _srv: ReplayServer,
+        url: String,
+        cert_pem: String,
+    }
+
+    fn start_tls(lnd: &Arc<FakeLnd>) -> Tls {
+        let srv = start(lnd);
+        let (pem, der, key) = chainstead_testkit::tls::lnd_like_cert();
+        let addr = chainstead_testkit::tls::tls_front(der, key, srv.addr());
+        Tls {
+            _srv: srv,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            cert_pem: pem,
+        }
+    }
+
+    fn command(dir: &Path, url: &str, cert_pem: &str) -> Command {
+        std::fs::write(dir.join("tls.cert"), cert_pem).unwrap();
+        std::fs::write(dir.join("wallet-password"), format!("{PASSWORD}\n")).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_chainstead-secrets"));
+        c.args(["lnd-wallet", "--rest-url", url, "--tls-cert-file"])
+            .arg(dir.join("tls.cert"))
+            .arg("--password-file")
+            .arg(dir.join("wallet-password"))
+            .arg("--seed-file")
+            .arg(dir.join("seed"))
+            .args(["--deadline-secs", "60"])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    #[test]
+    fn creates_the_wallet_over_pinned_tls_without_leaking() {
+        let d = tempfile::tempdir().unwrap();
+        let lnd = FakeLnd::new("NON_EXISTING");
+        let t = start_tls(&lnd);
+        let o = command(d.path(), &t.url, &t.cert_pem).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{text}");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("seed")).unwrap(),
+            format!("{}\n", words().join(" "))
+        );
+        for secret in [PASSWORD, MACAROON, "word7 word8"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn another_certificate_is_refused_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let lnd = FakeLnd::new("NON_EXISTING");
+        let t = start_tls(&lnd);
+        let (other, _, _) = chainstead_testkit::tls::lnd_like_cert();
+        let started = Instant::now();
+        let o = command(d.path(), &t.url, &other).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("not the one in the certificate file"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!d.path().join("seed").exists());
+    }
+
+    #[test]
+    fn sigterm_while_lnd_starts_stops_it() {
+        let d = tempfile::tempdir().unwrap();
+        let lnd = FakeLnd::new("WAITING_TO_START");
+        let t = start_tls(&lnd);
+        let mut child = command(d.path(), &t.url, &t.cert_pem).spawn().unwrap();
+        // Until it has asked LND at least once.
+        let asked = Instant::now();
+        while t._srv.requests().is_empty() {
+            assert!(asked.elapsed() < Duration::from_secs(30), "it never asked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stopped = Instant::now();
+        assert!(Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            stopped.elapsed()
+        );
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(err.contains("stopped by a signal"), "{err}");
+    }
+}
