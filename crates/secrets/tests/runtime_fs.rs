@@ -81,3 +81,47 @@ fn a_read_only_runtime_dir_keeps_and_reports_the_previous_files() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
     assert_no_leak(&r, &[&before]);
 }
+
+/// Issue 15 item 4, as it was seen: two whole `load` runs of the same
+/// service at once (a manual load while a unit loads), many times; both
+/// exit 0 and every file is live after each pair.
+#[test]
+fn concurrent_loads_of_one_service_both_end_with_every_file_live() {
+    let env = Env::new();
+    let (o, g, _) = owner();
+    let m = env.manifest(
+        None,
+        serde_json::Value::Null,
+        json!({"lnd": {"owner": o, "group": g, "secrets": {
+            "a": {"path": "chainstead/lnd", "field": "a", "file": "a", "generate": {"length": 24}},
+            "b": {"path": "chainstead/lnd", "field": "b", "file": "b", "generate": {"length": 24}},
+            "c": {"path": "chainstead/lnd", "field": "c", "file": "c", "generate": {"length": 24}}
+        }}}),
+    );
+    assert!(load(&m).ok);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_chainstead-secrets"))
+            .args(["load", "--manifest", m.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for pair in 0..25 {
+        let (a, b) = (spawn(), spawn());
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "pair {pair}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(names(&env.runtime()), ["lnd"], "pair {pair}");
+        assert_eq!(
+            names(&env.runtime().join("lnd")),
+            ["a", "b", "c"],
+            "pair {pair}"
+        );
+    }
+}
