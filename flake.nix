@@ -21,7 +21,16 @@
 
       # A module per component, importing what it builds on, so a user can
       # take one without the rest (imports of the same file are merged once).
-      component = files: { imports = map (f: ./modules + "/${f}.nix") files; };
+      # A component's modules by name: modules/<name>.nix or modules/<name>/.
+      component = names: {
+        imports = map (
+          name:
+          let
+            file = ./modules + "/${name}.nix";
+          in
+          if builtins.pathExists file then file else ./modules + "/${name}"
+        ) names;
+      };
 
       host =
         system: path:
@@ -49,11 +58,13 @@
           "storage"
           "secrets"
           "bitcoind"
+          "upgrade-guard"
         ];
         monerod = component [
           "storage"
           "secrets"
           "monerod"
+          "upgrade-guard"
         ];
         sync-gate = component [
           "storage"
@@ -67,6 +78,7 @@
           "bitcoind"
           "sync-gate"
           "fulcrum"
+          "upgrade-guard"
         ];
         lnd = component [
           "storage"
@@ -74,6 +86,7 @@
           "bitcoind"
           "sync-gate"
           "lnd"
+          "upgrade-guard"
         ];
         thunderhub = component [
           "storage"
@@ -82,6 +95,7 @@
           "sync-gate"
           "lnd"
           "thunderhub"
+          "upgrade-guard"
         ];
         backup = component [
           "storage"
@@ -90,6 +104,13 @@
           "sync-gate"
           "lnd"
           "backup"
+          "upgrade-guard"
+        ];
+        # The guard of whichever guarded services are imported beside it.
+        upgrade-guard = component [
+          "storage"
+          "secrets"
+          "upgrade-guard"
         ];
       };
 
@@ -97,8 +118,15 @@
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
+        upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
+        # The services.chainstead.* reference (docs/options.md, as nixpkgs'
+        # nixosOptionsDoc renders it).
+        options-doc = import ./checks/options-doc/package.nix {
+          inherit pkgs lib;
+          inherit (host pkgs.stdenv.hostPlatform.system { }) options;
+        };
       });
 
       nixosConfigurations = {
@@ -129,6 +157,7 @@
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-upgrade = vmTest "upgrade";
         }
       );
 
@@ -147,7 +176,10 @@
             pkgs.statix
             # servers and tools the integration tests start
             pkgs.monero-cli
-            pkgs.garage
+            # Garage 2.x: the tests start `garage server --single-node
+            # --default-bucket`; nixpkgs' `garage` is 1.x, `garage_2` 2.x
+            # (pkgs/tools/filesystems/garage/default.nix).
+            pkgs.garage_2
             pkgs.rclone
             pkgs.age
             pkgs.prometheus.cli

@@ -82,12 +82,8 @@ let
         backup = {
           enable = true;
           targets = {
-            usb = {
-              kind = "directory";
-              path = usbDir;
-            };
-            garage = {
-              kind = "s3";
+            usb.directory.path = usbDir;
+            garage.s3 = {
               # Loopback: plain http is accepted without allowHttp.
               endpoint = "http://127.0.0.1:${toString s3Port}";
               inherit bucket prefix;

@@ -10,7 +10,7 @@
 # existing value and leaves the others to the loader's `generate`.
 # bitcoind, LND and ThunderHub then start with credentials from OpenBao: the
 # rpcauth line accepts OpenBao's password and refuses others, LND's wallet
-# is created and unlocked with the generated password, lnd-seed-store keeps
+# is created and unlocked with the generated password, chainstead-lnd-seed-store keeps
 # the seed in OpenBao, ThunderHub accepts OpenBao's master password. Each set
 # is 0400 and owned by its service on tmpfs; no value is in the system's
 # store closure, any command line or environment, or the journal. A wrong
@@ -355,14 +355,14 @@ pkgs.testers.runNixOSTest {
           mining_address = machine.succeed("bitcoin-cli -rpcwallet=miner getnewaddress").strip()
           machine.succeed(f"bitcoin-cli generatetoaddress 1 {mining_address}")
           machine.wait_until_succeeds("systemctl is-active lnd.service", timeout=240)
-          machine.wait_for_unit("lnd-wallet-init.service", timeout=180)
+          machine.wait_for_unit("chainstead-lnd-wallet-init.service", timeout=180)
           machine.wait_until_succeeds("lncli getinfo | jq -e '.identity_pubkey | length == 66'", timeout=180)
           machine.succeed("systemctl is-active chainstead-secrets-lnd.service")
           operator("bao kv get -mount=secret -format=json chainstead/lnd | jq -e '.data.data[\"wallet-password\"] | test(\"^[A-Za-z0-9]{32}$\")'")
           operator("cmp -s <(bao kv get -mount=secret -field=wallet-password chainstead/lnd) ${secretsDir}/lnd/wallet-password")
 
-      with subtest("lnd-seed-store kept the seed in OpenBao, equal to the root-only seed file"):
-          machine.wait_for_unit("lnd-seed-store.service", timeout=120)
+      with subtest("chainstead-lnd-seed-store kept the seed in OpenBao, equal to the root-only seed file"):
+          machine.wait_for_unit("chainstead-lnd-seed-store.service", timeout=120)
           assert machine.succeed("stat -c '%a %U' /var/lib/chainstead/lnd-seed/seed").strip() == "400 root"
           operator("bao kv get -mount=secret -format=json chainstead/lnd | jq -e '.data.data.seed | split(\" \") | length == 24'")
           operator("cmp -s <(bao kv get -mount=secret -field=seed chainstead/lnd; echo) /var/lib/chainstead/lnd-seed/seed")

@@ -124,7 +124,7 @@ pkgs.testers.runNixOSTest {
           machine.succeed("${gate} check --manifest ${manifest}")
 
       with subtest("LND's wallet is created once, the seed root-only, lncli works"):
-          machine.wait_for_unit("lnd-wallet-init.service", timeout=120)
+          machine.wait_for_unit("chainstead-lnd-wallet-init.service", timeout=120)
           machine.succeed("test \"$(stat -c '%a %U %G' /var/lib/chainstead/lnd-seed/seed)\" = '400 root root'")
           machine.succeed("test \"$(wc -w < /var/lib/chainstead/lnd-seed/seed)\" -eq 24")
           machine.succeed("test \"$(stat -c '%a %U' /run/chainstead/secrets/lnd/wallet-password)\" = '400 lnd'")

@@ -170,20 +170,32 @@ in
       };
       users = mkOption {
         type = types.attrsOf (
-          types.submodule (
-            { name, ... }:
-            {
-              options.secretPath = mkOption {
-                type = types.str;
-                default = "chainstead/bitcoind/rpc-${name}";
-                description = ''
-                  KV path (field `password`) of this user's password; generated
-                  and stored there when absent. A consumer on another host reads
-                  the same path (its `bitcoind.passwordSecretPath`).
-                '';
-              };
-            }
-          )
+          types.submodule [
+            (
+              { name, ... }:
+              {
+                options = {
+                  passwordSecret = chainstead.mkKvSecretOption {
+                    what = "this user's password";
+                    path = "chainstead/bitcoind/rpc-${name}";
+                    field = "password";
+                    description = ''
+                      Where this user's password is in OpenBao (or the local
+                      secret store); generated and stored there when absent. A
+                      consumer on another host reads the same secret (its
+                      `bitcoind.passwordSecret`).
+                    '';
+                  };
+                  warnings = chainstead.renameWarningsOption;
+                };
+              }
+            )
+            # The name before passwordSecret: the KV path alone, its field `password`.
+            (lib.mkChangedOptionModule [ "secretPath" ] [ "passwordSecret" ] (c: {
+              path = c.secretPath;
+              field = "password";
+            }))
+          ]
         );
         default = { };
         example = literalExpression ''{ fulcrum-remote = { }; }'';
@@ -273,6 +285,12 @@ in
   };
 
   config = mkIf cfg.enable {
+    warnings = lib.concatLists (
+      lib.mapAttrsToList (
+        user: u: map (w: "services.chainstead.bitcoind.rpc.users.${user}: ${w}") u.warnings
+      ) cfg.rpc.users
+    );
+
     assertions = [
       (chainstead.noSecretSettings "services.chainstead.bitcoind.settings" cfg.settings)
       {
@@ -318,8 +336,7 @@ in
         secrets = lib.mapAttrs' (
           user: u:
           lib.nameValuePair "rpcauth-${user}" {
-            path = u.secretPath;
-            field = "password";
+            inherit (u.passwordSecret) path field;
             file = rpcauthFile user;
             transform.rpcauth = { inherit user; };
             generate = { };

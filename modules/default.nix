@@ -1,5 +1,6 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
-# storage first, then the chains, then what builds on them.
+# storage first, then the chains, then what builds on them;
+# the upgrade guard last, as it wraps the services' units.
 {
   imports = [
     ./storage.nix
@@ -10,6 +11,7 @@
     ./fulcrum.nix
     ./lnd.nix
     ./thunderhub.nix
-    ./backup.nix
+    ./backup
+    ./upgrade-guard.nix
   ];
 }

@@ -15,6 +15,8 @@
 #   src/BitcoinD.cpp: the cookie file is re-read for every request, so a
 #     restart of bitcoind (new cookie) needs no restart of Fulcrum.
 #   src/Util.cpp: reads /proc/meminfo for its memory budget.
+# The executable is bin/Fulcrum, named explicitly: nixpkgs' fulcrum 1.12 had
+# no meta.mainProgram (2.x, pkgs/by-name/fu/fulcrum/package.nix, has).
 {
   config,
   lib,
@@ -31,19 +33,11 @@ let
     literalExpression
     ;
   chainstead = import ./lib.nix { inherit lib; };
+  bitcoindClient = import ./bitcoind-client.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.fulcrum;
   inherit (config.services.chainstead) storage bitcoind secrets;
-
-  usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
-  usesPassword = chainstead.bitcoindUsesPassword cfg.bitcoind;
-  # The RPC password as the unit with secret-loader set `set` reads it.
-  passwordFileFor =
-    set:
-    chainstead.bitcoindPasswordFile {
-      client = cfg.bitcoind;
-      inherit secrets set;
-    };
+  inherit (cfg.bitcoind) usesLocalCookie usesPassword passwordFileFor;
 
   credentialDir = "/run/credentials/fulcrum.service";
   sslDir = "${cfg.dataDir}/ssl";
@@ -118,20 +112,20 @@ in
       '';
     };
 
-    bitcoind =
-      chainstead.bitcoindClientOptions {
-        inherit bitcoind;
+    bitcoind = mkOption {
+      type = bitcoindClient {
+        inherit bitcoind secrets;
+        option = "services.chainstead.fulcrum.bitcoind";
         consumer = "Fulcrum";
         runtimeDir = "/run/fulcrum";
-      }
-      // {
-        network = mkOption {
-          type = types.enum (lib.attrNames chainstead.bitcoinNetworks);
+        network = {
           default = bitcoind.network;
           defaultText = literalExpression "config.services.chainstead.bitcoind.network";
-          description = "Network of that bitcoind; the sync gate refuses a node on another chain.";
         };
       };
+      default = { };
+      description = "The bitcoind Fulcrum indexes: the local one by default, another by host, port and a credential.";
+    };
 
     tcp = {
       address = mkOption {
@@ -252,40 +246,12 @@ in
   };
 
   config = mkIf cfg.enable {
+    warnings = map (w: "services.chainstead.fulcrum.bitcoind: ${w}") cfg.bitcoind.warnings;
+
     assertions = [
-      (
-        let
-          # LND's module may not be imported (nixosModules.fulcrum alone).
-          lnd = config.services.chainstead.lnd or { enable = false; };
-          client = c: {
-            inherit (c.bitcoind)
-              host
-              port
-              cookieFile
-              user
-              passwordFile
-              passwordSecretPath
-              ;
-          };
-        in
-        {
-          assertion = !lnd.enable || client cfg == client lnd;
-          message = ''
-            services.chainstead.fulcrum.bitcoind and services.chainstead.lnd.bitcoind
-            differ, but both start from the one bitcoind sync gate on this host.
-            Point them at the same bitcoind with the same credential (host, port,
-            cookieFile, or user and passwordFile or passwordSecretPath).
-          '';
-        }
-      )
       (chainstead.noSecretSettings "services.chainstead.fulcrum.settings" cfg.settings)
     ]
-    ++ chainstead.bitcoindClientAssertions {
-      client = cfg.bitcoind;
-      inherit secrets;
-      option = "services.chainstead.fulcrum.bitcoind";
-      program = "Fulcrum";
-    }
+    ++ cfg.bitcoind.assertions
     ++ [
       {
         assertion = !bitcoind.enable || bitcoind.txindex;
@@ -331,49 +297,39 @@ in
       };
 
       # Fulcrum is pulled in by the bitcoind gate's target, not by boot.
+      syncGate.bitcoindClients.fulcrum = cfg.bitcoind;
+
       syncGate.gates = {
-        bitcoind = chainstead.bitcoindGate {
-          inherit bitcoind secrets;
-          client = cfg.bitcoind;
-          inherit (cfg.bitcoind) network;
-        };
         # chainstead-fulcrum-synced.target: Fulcrum's index has caught up with
         # bitcoind, for services that query Fulcrum (wallet backends, explorers).
-        fulcrum = {
-          backend = {
-            kind = "electrum";
-            address = hostPort (connectHost cfg.tcp.address) cfg.tcp.port;
-            tls = false;
-            tolerance_blocks = 1;
-            reference = chainstead.bitcoindBackend {
-              client = cfg.bitcoind;
-              inherit (cfg.bitcoind) network;
-              gate = "fulcrum";
+        fulcrum =
+          let
+            reference = cfg.bitcoind.gateFor "fulcrum";
+          in
+          {
+            backend = {
+              kind = "electrum";
+              address = hostPort (connectHost cfg.tcp.address) cfg.tcp.port;
+              tls = false;
+              tolerance_blocks = 1;
+              reference = reference.backend;
             };
+            wantedBy = [ "fulcrum.service" ];
+            after = [ "fulcrum.service" ];
+            inherit (reference) supplementaryGroups credentials;
           };
-          wantedBy = [ "fulcrum.service" ];
-          after = [ "fulcrum.service" ];
-          supplementaryGroups = lib.optional usesLocalCookie bitcoind.rpc.group;
-          credentials = lib.optionalAttrs usesPassword { rpc-password = passwordFileFor "sync-gate-fulcrum"; };
-        };
       };
 
-      # With passwordSecretPath, each unit that reads the password loads it.
-      secrets.services = chainstead.bitcoindPasswordSecrets {
-        client = cfg.bitcoind;
-        units = {
-          fulcrum = {
-            unit = "fulcrum";
-            owner = "fulcrum";
-          };
-          sync-gate-bitcoind = {
-            unit = "chainstead-sync-gate-bitcoind";
-            owner = "root";
-          };
-          sync-gate-fulcrum = {
-            unit = "chainstead-sync-gate-fulcrum";
-            owner = "root";
-          };
+      # With passwordSecret, each unit that reads the password loads it
+      # (the bitcoind gate's loader comes with the gate).
+      secrets.services = cfg.bitcoind.secretsFor {
+        fulcrum = {
+          unit = "fulcrum";
+          owner = "fulcrum";
+        };
+        sync-gate-fulcrum = {
+          unit = "chainstead-sync-gate-fulcrum";
+          owner = "root";
         };
       };
 
@@ -412,7 +368,7 @@ in
         ExecStartPre =
           lib.optional (cfg.ssl.enable && cfg.ssl.certFile == null) (lib.getExe selfSignedCert)
           ++ lib.optional usesPassword (lib.getExe renderRuntimeConfig);
-        ExecStart = "${lib.getExe cfg.package} ${effectiveConfig}";
+        ExecStart = "${lib.getExe' cfg.package "Fulcrum"} ${effectiveConfig}";
         Type = "simple";
         Restart = "on-failure";
         RestartSec = "10s";

@@ -7,7 +7,9 @@ let
 in
 rec {
   # systemd's strict profile, shared by every chainstead unit. Modules add to
-  # it and relax single entries with a comment that says why.
+  # it and relax single entries with a comment that says why. Each unit's
+  # `systemd-analyze security` score is held to a committed limit by
+  # checks/hardening; docs/hardening.md says what every unit leaves out.
   hardening = {
     ProtectSystem = "strict";
     ProtectHome = true;
@@ -190,207 +192,58 @@ rec {
   hostPort =
     host: port: if lib.hasInfix ":" host then "[${host}]:${toString port}" else "${host}:${toString port}";
 
-  # Options of a bitcoind RPC client (Fulcrum, LND): the local bitcoind by
-  # default, another host by setting host, port and a credential.
-  # `bitcoind` is config.services.chainstead.bitcoind; `runtimeDir` is where
-  # the consumer assembles a config holding a password at start.
-  bitcoindClientOptions =
-    {
-      bitcoind,
-      consumer,
-      runtimeDir,
-    }:
-    {
-      host = mkOption {
-        type = types.str;
-        default = connectHost bitcoind.rpc.address;
-        defaultText = lib.literalExpression "the local bitcoind's RPC address";
-        description = "Host of bitcoind's RPC server; another host works too (reach it over a tunnel).";
-      };
-      port = mkOption {
-        type = types.port;
-        default = bitcoind.rpc.port;
-        defaultText = lib.literalExpression "config.services.chainstead.bitcoind.rpc.port";
-        description = "Port of bitcoind's RPC server.";
-      };
-      cookieFile = mkOption {
-        type = types.nullOr secretFileType;
-        default = if bitcoind.enable then bitcoind.rpc.cookieFile else null;
-        defaultText = lib.literalExpression "the local bitcoind's cookie, when it is enabled";
-        description = ''
-          bitcoind's RPC cookie. The local bitcoind's cookie is readable through
-          the `bitcoin-rpc` group, which ${consumer} joins.
-        '';
-      };
-      user = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        description = "RPC user for a bitcoind without cookie access (with {option}`passwordFile`).";
-      };
-      passwordFile = mkSecretFileOption ''
-        File holding the RPC password of {option}`user`. Read at start into a
-        config under ${runtimeDir}, never into the Nix store or the command line.
-      '';
-      passwordSecretPath = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        example = "chainstead/bitcoind/rpc-electrum";
-        description = ''
-          Instead of {option}`passwordFile`: the KV path in OpenBao (field
-          `password`) of {option}`user`'s password, the path the bitcoind host's
-          `services.chainstead.bitcoind.rpc.users.<user>.secretPath` names. The
-          secret loader fetches it before each start of ${consumer} and of its
-          sync gates; needs {option}`services.chainstead.secrets.openbao`.
-        '';
-      };
-    };
-
-  # True when a bitcoind client authenticates with user and password.
-  bitcoindUsesPassword = client: client.passwordFile != null || client.passwordSecretPath != null;
-
-  # The file a unit reads a bitcoind client's RPC password from: the user's
-  # passwordFile, or what the secret loader installs into the unit's own set
-  # `set` from passwordSecretPath (see bitcoindPasswordSecrets). `secrets` is
-  # config.services.chainstead.secrets.
-  bitcoindPasswordFile =
-    {
-      client,
-      secrets,
-      set,
-    }:
-    if client.passwordSecretPath != null then
-      "${secrets.runtimeDir}/${set}/bitcoind-rpc-password"
-    else
-      client.passwordFile;
-
-  # Secret-loader sets for services.chainstead.secrets.services: one per unit
-  # that reads the password (`units`: set name -> { unit, owner }), as each
-  # unit requires its own loader (a shared one would stop every consumer
-  # with any of them). Empty unless the password comes from OpenBao.
-  bitcoindPasswordSecrets =
-    { client, units }:
-    lib.optionalAttrs (client.passwordSecretPath != null) (
-      lib.mapAttrs (_: u: {
-        inherit (u) unit owner;
-        group = u.owner;
-        secrets.bitcoind-rpc-password = {
-          path = client.passwordSecretPath;
-          field = "password";
-        };
-      }) units
-    );
-
-  # Assertions on a consumer's bitcoind credential; `option` names its
-  # bitcoind options, `program` the consumer.
-  bitcoindClientAssertions =
-    {
-      client,
-      secrets,
-      option,
-      program,
-    }:
-    [
-      {
-        assertion = (client.cookieFile != null) != bitcoindUsesPassword client;
-        message = ''
-          ${option} needs exactly one credential: cookieFile, or user together with
-          passwordFile or passwordSecretPath (${program} refuses both at once).
-          cookieFile defaults to the local bitcoind's cookie: set it to null to use
-          a password.
-        '';
-      }
-      {
-        assertion = (client.user != null) == bitcoindUsesPassword client;
-        message = ''
-          ${option}.user goes together with passwordFile or passwordSecretPath:
-          the RPC user and its password are set both or neither.
-        '';
-      }
-      {
-        assertion = client.passwordFile == null || client.passwordSecretPath == null;
-        message = "${option}: set passwordFile or passwordSecretPath, not both.";
-      }
-      {
-        assertion = client.passwordSecretPath == null || secrets.openbao != null;
-        message = ''
-          ${option}.passwordSecretPath needs OpenBao (services.chainstead.secrets.openbao):
-          the password is the one the bitcoind host stored there. Without OpenBao,
-          place it in a file and set ${option}.passwordFile.
-        '';
-      }
-    ];
-
-  # A sync-gate manifest's description of a consumer's bitcoind. `client` is
-  # the consumer's bitcoind client options, `network` its chain, `gate` the
-  # gate unit that receives the password credential.
-  bitcoindBackend =
-    {
-      client,
-      network,
-      gate,
-    }:
-    {
-      kind = "bitcoind";
-      rpc_url = "http://${hostPort client.host client.port}";
-      chain = bitcoinNetworks.${network}.section;
-    }
-    // (
-      if bitcoindUsesPassword client then
-        {
-          rpc_user = client.user;
-          rpc_password_file = "/run/credentials/chainstead-sync-gate-${gate}.service/rpc-password";
-        }
-      else
-        { cookie_file = client.cookieFile; }
-    );
-
-  # The sync gate on a consumer's bitcoind (chainstead-bitcoind-synced.target).
-  bitcoindGate =
-    {
-      bitcoind,
-      secrets,
-      client,
-      network,
-    }:
-    let
-      usesPassword = bitcoindUsesPassword client;
-    in
-    {
-      backend = bitcoindBackend {
-        inherit client network;
-        gate = "bitcoind";
-      };
-      after = lib.optional bitcoind.enable "bitcoind.service";
-      supplementaryGroups = lib.optional (
-        client.cookieFile != null && client.cookieFile == bitcoind.rpc.cookieFile
-      ) bitcoind.rpc.group;
-      credentials = lib.optionalAttrs usesPassword {
-        rpc-password = bitcoindPasswordFile {
-          inherit client secrets;
-          set = "sync-gate-bitcoind";
-        };
-      };
-    };
-
   # Where a secret lives in OpenBao's KV (or the local state directory's
-  # layout): `path` and `field` options with their defaults.
-  kvLocationOptions =
+  # layout): `path` and `field` options, with defaults where given. Every
+  # option naming such a secret is `<what>Secret` of this shape.
+  kvSecretOptions =
     {
       what,
-      path,
+      path ? null,
       field,
     }:
     {
-      path = mkOption {
-        type = types.str;
-        default = path;
-        description = "KV path of ${what}.";
-      };
+      path = mkOption (
+        {
+          type = types.str;
+          description = "KV path of ${what}.";
+        }
+        // lib.optionalAttrs (path != null) { default = path; }
+      );
       field = mkOption {
         type = types.str;
         default = field;
         description = "Field of ${what} at that path.";
       };
+    };
+
+  # The same as a submodule type, for `<what>Secret = mkOption { type = ...; }`
+  # (nullable, or in an attrsOf); `options` adds options beside path and field.
+  kvSecretType =
+    {
+      options ? { },
+      ...
+    }@args:
+    types.submodule { options = kvSecretOptions (removeAttrs args [ "options" ]) // options; };
+
+  # Inside a submodule with renamed options (lib.mkChangedOptionModule sets
+  # `warnings`): where their warnings collect, for the module to pass on.
+  renameWarningsOption = mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+    internal = true;
+    description = "Warnings about renamed options in this submodule.";
+  };
+
+  # A `<what>Secret` option: the submodule with its defaults.
+  mkKvSecretOption =
+    {
+      description,
+      ...
+    }@args:
+    mkOption {
+      type = kvSecretType (removeAttrs args [ "description" ]);
+      default = { };
+      inherit description;
     };
 
   # A service's directory on the storage tier its placement option names:

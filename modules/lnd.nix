@@ -34,17 +34,13 @@ let
     literalExpression
     ;
   chainstead = import ./lib.nix { inherit lib; };
+  bitcoindClient = import ./bitcoind-client.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.lnd;
   inherit (config.services.chainstead) storage bitcoind;
 
-  usesLocalCookie = cfg.bitcoind.cookieFile != null && cfg.bitcoind.cookieFile == bitcoind.rpc.cookieFile;
-  usesPassword = chainstead.bitcoindUsesPassword cfg.bitcoind;
-  bitcoindPasswordFile = chainstead.bitcoindPasswordFile {
-    client = cfg.bitcoind;
-    inherit secrets;
-    set = "lnd";
-  };
+  inherit (cfg.bitcoind) usesLocalCookie usesPassword;
+  bitcoindPasswordFile = cfg.bitcoind.passwordFileFor "lnd";
 
   lnd = lib.getExe' cfg.package "lnd";
   restUrl = "https://${hostPort (connectHost cfg.restAddress) cfg.restPort}";
@@ -135,6 +131,12 @@ let
 
   # lncli for the operator: right network, server, certificate and admin
   # macaroon. Works for root and members of the macaroon group.
+  # The helper units' names before they took the chainstead- prefix.
+  renamedUnits = [
+    "lnd-wallet-init"
+    "lnd-seed-store"
+  ];
+
   cliWrapper = pkgs.writeShellScriptBin "lncli" ''
     exec ${lib.getExe' cfg.package "lncli"} ${
       lib.escapeShellArgs [
@@ -254,26 +256,40 @@ in
       };
     };
 
-    bitcoind =
-      chainstead.bitcoindClientOptions {
-        inherit bitcoind;
+    bitcoind = mkOption {
+      type = bitcoindClient {
+        inherit bitcoind secrets;
+        option = "services.chainstead.lnd.bitcoind";
         consumer = "LND";
         runtimeDir = "/run/lnd";
-      }
-      // {
-        zmqRawBlock = mkOption {
-          type = types.nullOr types.str;
-          default = bitcoind.zmq.rawblock;
-          defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawblock";
-          description = "bitcoind's `zmqpubrawblock` endpoint.";
+        # LND's chain is its own {option}`network`.
+        network = {
+          default = cfg.network;
+          defaultText = literalExpression "config.services.chainstead.lnd.network";
+          readOnly = true;
         };
-        zmqRawTx = mkOption {
-          type = types.nullOr types.str;
-          default = bitcoind.zmq.rawtx;
-          defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawtx";
-          description = "bitcoind's `zmqpubrawtx` endpoint.";
-        };
+        extraModules = [
+          {
+            options = {
+              zmqRawBlock = mkOption {
+                type = types.nullOr types.str;
+                default = bitcoind.zmq.rawblock;
+                defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawblock";
+                description = "bitcoind's `zmqpubrawblock` endpoint.";
+              };
+              zmqRawTx = mkOption {
+                type = types.nullOr types.str;
+                default = bitcoind.zmq.rawtx;
+                defaultText = literalExpression "config.services.chainstead.bitcoind.zmq.rawtx";
+                description = "bitcoind's `zmqpubrawtx` endpoint.";
+              };
+            };
+          }
+        ];
       };
+      default = { };
+      description = "The bitcoind LND runs on (RPC and ZMQ): the local one by default, another by host, port and a credential.";
+    };
 
     walletPasswordFile = mkOption {
       type = chainstead.secretFileType;
@@ -288,28 +304,28 @@ in
       '';
     };
 
-    walletPasswordSecret = chainstead.kvLocationOptions {
+    walletPasswordSecret = chainstead.mkKvSecretOption {
       what = "the wallet password";
       path = "chainstead/lnd";
       field = "wallet-password";
+      description = "Where the wallet password is in OpenBao (or the local secret store); generated when absent.";
     };
 
-    seedSecret = {
-      enable = mkOption {
+    seedSecret = chainstead.mkKvSecretOption {
+      what = "the seed mnemonic";
+      path = "chainstead/lnd";
+      field = "seed";
+      description = "Where the seed mnemonic is copied in OpenBao, when {option}`seedSecret.enable` is set.";
+      options.enable = mkOption {
         type = types.bool;
         default = secrets.openbao != null;
         defaultText = literalExpression "services.chainstead.secrets.openbao != null";
         description = ''
           Copy the seed mnemonic into OpenBao (KV v2, check-and-set, never
           overwriting a different value) once the wallet is created, with
-          `lnd-seed-store.service`. Keep the paper copy regardless.
+          `chainstead-lnd-seed-store.service`. Keep the paper copy regardless.
         '';
       };
-    }
-    // chainstead.kvLocationOptions {
-      what = "the seed mnemonic";
-      path = "chainstead/lnd";
-      field = "seed";
     };
 
     recoveryWindow = mkOption {
@@ -372,6 +388,21 @@ in
   };
 
   config = mkIf cfg.enable {
+    # The units were renamed (chainstead- prefix) without aliases: nothing
+    # outside this module orders on them or starts them by name (LND pulls
+    # them in), and an alias would not carry a NixOS override of the old
+    # name over (that defines a second, partial unit), so that is warned of.
+    warnings =
+      map (w: "services.chainstead.lnd.bitcoind: ${w}") cfg.bitcoind.warnings
+      ++ lib.concatMap (
+        old:
+        lib.optional (config.systemd.services ? ${old}) ''
+          systemd.services.${old} is defined, but chainstead's unit is now
+          chainstead-${old}.service; move those settings to
+          systemd.services.chainstead-${old}.
+        ''
+      ) renamedUnits;
+
     assertions = [
       (chainstead.noSecretSettings "services.chainstead.lnd.settings" cfg.settings)
       {
@@ -379,12 +410,7 @@ in
         message = "services.chainstead.lnd.settings sets bitcoind.rpcpass; use services.chainstead.lnd.bitcoind.passwordFile instead.";
       }
     ]
-    ++ chainstead.bitcoindClientAssertions {
-      client = cfg.bitcoind;
-      inherit secrets;
-      option = "services.chainstead.lnd.bitcoind";
-      program = "LND";
-    }
+    ++ cfg.bitcoind.assertions
     ++ [
       {
         assertion = cfg.bitcoind.zmqRawBlock != null && cfg.bitcoind.zmqRawTx != null;
@@ -428,12 +454,9 @@ in
 
       # LND starts with the bitcoind gate's target; ThunderHub waits for its
       # own gate (chainstead-lnd-ready.target: LND's RPC is active).
+      syncGate.bitcoindClients.lnd = cfg.bitcoind;
+
       syncGate.gates = {
-        bitcoind = chainstead.bitcoindGate {
-          inherit bitcoind secrets;
-          client = cfg.bitcoind;
-          inherit (cfg) network;
-        };
         lnd = {
           backend = {
             kind = "lnd";
@@ -459,18 +482,12 @@ in
             };
           };
         }
-        # With passwordSecretPath, LND and the bitcoind gate load it.
-        (chainstead.bitcoindPasswordSecrets {
-          client = cfg.bitcoind;
-          units = {
-            lnd = {
-              unit = "lnd";
-              owner = "lnd";
-            };
-            sync-gate-bitcoind = {
-              unit = "chainstead-sync-gate-bitcoind";
-              owner = "root";
-            };
+        # With passwordSecret, LND loads it (the bitcoind gate's loader
+        # comes with the gate).
+        (cfg.bitcoind.secretsFor {
+          lnd = {
+            unit = "lnd";
+            owner = "lnd";
           };
         })
       ];
@@ -486,7 +503,7 @@ in
           mode = "0711";
           units = [
             "lnd"
-            "lnd-wallet-init"
+            "chainstead-lnd-wallet-init"
           ];
         };
         # setgid: the macaroons LND writes here belong to the macaroon group.
@@ -560,11 +577,11 @@ in
           };
         };
 
-        lnd-seed-store = mkIf cfg.seedSecret.enable {
+        chainstead-lnd-seed-store = mkIf cfg.seedSecret.enable {
           description = "Copy LND's seed into OpenBao";
-          wantedBy = [ "lnd-wallet-init.service" ];
+          wantedBy = [ "chainstead-lnd-wallet-init.service" ];
           after = [
-            "lnd-wallet-init.service"
+            "chainstead-lnd-wallet-init.service"
             "network-online.target"
           ];
           wants = [ "network-online.target" ];
@@ -582,7 +599,7 @@ in
           };
         };
 
-        lnd-wallet-init = {
+        chainstead-lnd-wallet-init = {
           description = "Create LND's wallet on first start (seed to ${cfg.seedFile})";
           wantedBy = [ "lnd.service" ];
           after = [ "lnd.service" ];

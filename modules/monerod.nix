@@ -1,5 +1,13 @@
 # monerod: a Monero full node with its LMDB database on the bulk tier by
 # default, restricted RPC on loopback, no UPnP, ZMQ only when asked.
+#
+# Exit status (monero-project/monero src/daemon/main.cpp, daemon.cpp): SIGTERM
+# stops the p2p loop, t_daemon::run returns true and main exits 0; 1 means a
+# failed start or an exception. So unlike nixpkgs' services.monero
+# (SuccessExitStatus = [ 0 1 ], with Restart = "always") there is no
+# SuccessExitStatus here: an exit 1 is a failure, restarted by on-failure.
+# Checked with monerod v0.18.0.0 (--regtest --offline --non-interactive):
+# SIGTERM, exit 0.
 {
   config,
   lib,

@@ -429,7 +429,14 @@ in
             "@system-service"
             "~@privileged"
             "@chown" # fchown, which ~@privileged removes (systemd's seccomp-util.c)
+            "~@resources" # it never changes limits, priorities or memory policy
           ];
+        }
+        # Local mode generates secrets here and talks to no server at all.
+        // lib.optionalAttrs (cfg.openbao == null) {
+          PrivateNetwork = true;
+          IPAddressDeny = "any";
+          RestrictAddressFamilies = [ "AF_UNIX" ];
         };
       }
     ) cfg.services;

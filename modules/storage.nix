@@ -14,6 +14,7 @@ let
     types
     mkIf
     ;
+  chainstead = import ./lib.nix { inherit lib; };
   cfg = config.services.chainstead.storage;
   tierNames = [
     "fast"
@@ -122,6 +123,14 @@ let
     + "\n";
 
   setupUnit = tier: "chainstead-storage-${tier}";
+
+  # The tier's own directory, for a tier without a device: the sandboxed
+  # setup can only write inside a path that exists (ReadWritePaths=), and a
+  # plain-directory tier may not exist yet. A tier with a device needs no
+  # such step: systemd creates a mount point that does not exist
+  # (systemd.mount(5), Where=), and RequiresMountsFor= waits for the mount.
+  mountPointRule =
+    tier: pkgs.writeText "chainstead-${tier}-mount-point.conf" "d ${tierPath tier} 0755 root root - -\n";
 
   unitsWithDirs = lib.unique (lib.concatMap (d: d.units) directories);
   wiringFor =
@@ -300,10 +309,39 @@ in
           lib.nameValuePair (setupUnit tier) {
             description = "Create the chainstead directories on the ${tier} storage tier";
             unitConfig.RequiresMountsFor = [ (tierPath tier) ];
-            serviceConfig = {
+            serviceConfig = chainstead.hardening // {
+              # exec
               Type = "oneshot";
               RemainAfterExit = true;
+              # "+": outside the sandbox, this one rule only (see mountPointRule).
+              ExecStartPre = lib.optional (
+                cfg.${tier}.device == null
+              ) "+${pkgs.systemd}/bin/systemd-tmpfiles --create ${mountPointRule tier}";
               ExecStart = "${pkgs.systemd}/bin/systemd-tmpfiles --create ${cfg.setupRules.${tier}}";
+
+              # identity and paths: root, to give each directory its owner;
+              # writes nothing outside the tier
+              ReadWritePaths = [ (tierPath tier) ];
+
+              # exceptions to the baseline
+              CapabilityBoundingSet = [
+                "CAP_CHOWN" # each directory belongs to its service
+                "CAP_FOWNER" # set the mode of a directory root does not own
+                "CAP_DAC_OVERRIDE" # create inside another service's directory (LND's macaroons)
+                "CAP_FSETID" # keep the setgid bit on a group root is not in (capabilities(7))
+              ];
+              # Directories may be setgid (LND's macaroons, mode 2750), which
+              # RestrictSUIDSGID= would refuse to set.
+              RestrictSUIDSGID = false;
+              SystemCallFilter = chainstead.hardening.SystemCallFilter ++ [
+                "@chown" # back from ~@privileged: chown is the job
+                "~@resources" # tmpfiles sets no limits or priorities
+              ];
+
+              # no network: owner names resolve through files or nscd's socket
+              PrivateNetwork = true;
+              RestrictAddressFamilies = [ "AF_UNIX" ];
+              IPAddressDeny = "any";
             };
           }
         ) (lib.filter (tier: tierPath tier != null) tiersInUse)

@@ -11,6 +11,10 @@
 #   <target>.target  what dependents are wantedBy and ordered after, instead
 #       of multi-user.target (chainstead-<name>-synced.target by default)
 #
+# The bitcoind gate is declared here once, from the bitcoind clients of the
+# consumers it starts (`bitcoindClients`, set by Fulcrum and LND), which must
+# agree: the one gate polls one bitcoind.
+#
 # Dependents put `after = [ "<target>.target" ]` next to their wantedBy: that
 # explicit ordering also keeps systemd from adding the reverse default
 # After= a target gets on the units it wants (systemd.target(5)), so the
@@ -30,6 +34,13 @@ let
     ;
   chainstead = import ./lib.nix { inherit lib; };
   cfg = config.services.chainstead.syncGate;
+  inherit (config.services.chainstead) bitcoind;
+
+  # The first consumer's client (by name) stands for all; they must agree.
+  bitcoindClient = lib.head (lib.attrValues cfg.bitcoindClients);
+  disagreeing = lib.filter (c: c.connection != bitcoindClient.connection) (
+    lib.attrValues cfg.bitcoindClients
+  );
 
   user = "chainstead-sync";
   flagDir = "/run/chainstead/sync";
@@ -235,50 +246,91 @@ in
       internal = true;
       description = ''
         One gate per backend, set by the modules that need the backend synced
-        (Fulcrum and LND declare the bitcoind gate, LND its own).
+        (this module the bitcoind gate, LND its own, Fulcrum its own).
+      '';
+    };
+
+    bitcoindClients = mkOption {
+      type = types.attrsOf types.raw;
+      default = { };
+      internal = true;
+      description = ''
+        The bitcoind clients (modules/bitcoind-client.nix) of the services the
+        bitcoind gate starts, by consumer; set by Fulcrum and LND. The
+        bitcoind gate, `chainstead-sync-gate-bitcoind.service`, exists when one
+        is set and polls the bitcoind they all name.
       '';
     };
   };
 
-  config = mkIf (cfg.gates != { }) {
-    assertions = [
-      {
-        assertion = cfg.poll.fastSecs <= cfg.poll.slowSecs;
-        message = ''
-          services.chainstead.syncGate.poll.fastSecs (${toString cfg.poll.fastSecs}) must not exceed
-          .slowSecs (${toString cfg.poll.slowSecs}): the fast interval is the one used near the tip.
-        '';
-      }
-    ];
-
-    users = {
-      users.${user} = {
-        isSystemUser = true;
-        group = user;
-        description = "chainstead sync gate";
-      };
-      groups.${user} = { };
-      groups.${metricsGroup} = { };
-    };
-
-    system.build.chainstead-sync-gate-manifests = lib.mapAttrs (_: gate: gate.manifest) cfg.gates;
-
-    systemd = {
-      # The flags live as long as the boot: a reboot gates again, a restart of
-      # a gate (a switch that changed it) does not re-gate started services.
-      # The metrics directory: writable by the chainstead-metrics group (every
-      # chainstead tool that writes textfiles), readable by node_exporter.
-      # (tmpfiles creates the missing parent /run/chainstead as root 0755.)
-      tmpfiles.rules = [
-        "d ${flagDir} 0755 ${user} ${user} - -"
-        "d ${cfg.metricsDir} 0775 root ${metricsGroup} - -"
+  config = lib.mkMerge [
+    (mkIf (cfg.bitcoindClients != { }) {
+      assertions = [
+        {
+          assertion = disagreeing == [ ];
+          message = ''
+            ${lib.concatMapStringsSep " and " (c: c.option) (lib.attrValues cfg.bitcoindClients)}
+            differ, but both start from the one bitcoind sync gate on this host.
+            Point them at the same bitcoind with the same credential (host, port,
+            network, cookieFile, or user and passwordFile or passwordSecret).
+          '';
+        }
       ];
 
-      services = lib.mapAttrs' (
-        name: gate: lib.nameValuePair "chainstead-sync-gate-${name}" (gateUnit name gate)
-      ) cfg.gates;
-      paths = byTarget pathUnit;
-      targets = byTarget targetUnit;
-    };
-  };
+      # chainstead-bitcoind-synced.target: bitcoind has left initial block
+      # download; Fulcrum and LND are wanted by it.
+      services.chainstead.syncGate.gates.bitcoind = bitcoindClient.gateFor "bitcoind" // {
+        after = lib.optional bitcoind.enable "bitcoind.service";
+      };
+
+      # With a password from OpenBao, the gate loads it itself.
+      services.chainstead.secrets.services = bitcoindClient.secretsFor {
+        sync-gate-bitcoind = {
+          unit = "chainstead-sync-gate-bitcoind";
+          owner = "root";
+        };
+      };
+    })
+    (mkIf (cfg.gates != { }) {
+      assertions = [
+        {
+          assertion = cfg.poll.fastSecs <= cfg.poll.slowSecs;
+          message = ''
+            services.chainstead.syncGate.poll.fastSecs (${toString cfg.poll.fastSecs}) must not exceed
+            .slowSecs (${toString cfg.poll.slowSecs}): the fast interval is the one used near the tip.
+          '';
+        }
+      ];
+
+      users = {
+        users.${user} = {
+          isSystemUser = true;
+          group = user;
+          description = "chainstead sync gate";
+        };
+        groups.${user} = { };
+        groups.${metricsGroup} = { };
+      };
+
+      system.build.chainstead-sync-gate-manifests = lib.mapAttrs (_: gate: gate.manifest) cfg.gates;
+
+      systemd = {
+        # The flags live as long as the boot: a reboot gates again, a restart of
+        # a gate (a switch that changed it) does not re-gate started services.
+        # The metrics directory: writable by the chainstead-metrics group (every
+        # chainstead tool that writes textfiles), readable by node_exporter.
+        # (tmpfiles creates the missing parent /run/chainstead as root 0755.)
+        tmpfiles.rules = [
+          "d ${flagDir} 0755 ${user} ${user} - -"
+          "d ${cfg.metricsDir} 0775 root ${metricsGroup} - -"
+        ];
+
+        services = lib.mapAttrs' (
+          name: gate: lib.nameValuePair "chainstead-sync-gate-${name}" (gateUnit name gate)
+        ) cfg.gates;
+        paths = byTarget pathUnit;
+        targets = byTarget targetUnit;
+      };
+    })
+  ];
 }

@@ -10,7 +10,8 @@
 #     https://mempool.space), NO_VERSION_CHECK (=== "true"), FETCH_PRICES and
 #     FETCH_FEES (!== "false"), DISABLE_HEALTHCHECK_PINGS and
 #     DISABLE_BALANCE_PUSHES (=== "true"); NODE_ENV=production gives a random
-#     JWT secret per start.
+#     JWT secret per start; FM_GATEWAY_PASSWORD is the Fedimint gateway's
+#     password (refused in `environment` with the other secrets).
 #   src/server/main.ts: listens on HOST (all interfaces when unset) and PORT
 #     (3001 when unset), routes under BASE_PATH.
 #   src/server/modules/files/files.service.ts and files.types.ts: the
@@ -159,6 +160,7 @@ let
   ];
   secretVariables = [
     "MASTER_PASSWORD_OVERRIDE"
+    "FM_GATEWAY_PASSWORD"
     "DB_ENCRYPTION_KEY"
     "DB_POSTGRES_URL"
     "YML_ENV_1"
@@ -281,10 +283,11 @@ in
     };
 
     # Generated (32 letters and digits) when missing.
-    passwordSecret = chainstead.kvLocationOptions {
+    passwordSecret = chainstead.mkKvSecretOption {
       what = "the login password";
       path = "chainstead/thunderhub";
       field = "master-password";
+      description = "Where the login password is in OpenBao (or the local secret store).";
     };
 
     versionCheck = mkOption {

@@ -131,6 +131,12 @@ in
     check
     ;
 
+  # Both storage tiers as plain paths, for scenarios that only need them set.
+  tiers = {
+    fast.path = "/srv/fast";
+    bulk.path = "/srv/bulk";
+  };
+
   # The same harness over another module list (fixtures, a single module).
   withModules =
     modules':
@@ -138,6 +144,11 @@ in
       inherit lib;
       modules = modules';
     };
+
+  # A unit's ExecStartPre/ExecStartPost without the upgrade guard's verify
+  # and record steps, which modules/upgrade-guard.nix adds to every guarded
+  # service: for checks about the service module's own steps.
+  ownSteps = builtins.filter (c: !hasInfix "/bin/chainstead-upgrade-guard " c);
 
   expectTrue = name: ok: detail: check name ok detail;
 

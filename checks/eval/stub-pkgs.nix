@@ -73,7 +73,8 @@ let
     }
     {
       pname = "fulcrum";
-      version = "1.12.0.1";
+      # nixpkgs pkgs/by-name/fu/fulcrum/package.nix (2.1.2, mainProgram "Fulcrum").
+      version = "2.1.2";
       mainProgram = "Fulcrum";
     }
     {
@@ -102,6 +103,9 @@ let
       mainProgram = "curl";
     }
     { pname = "util-linux"; }
+    # For snapshots before an upgrade; neither sets mainProgram in nixpkgs.
+    { pname = "zfs"; }
+    { pname = "btrfs-progs"; }
     {
       pname = "age";
       mainProgram = "age";
@@ -135,6 +139,10 @@ let
     {
       pname = "chainstead-backup";
       mainProgram = "chainstead-backup";
+    }
+    {
+      pname = "chainstead-upgrade-guard";
+      mainProgram = "chainstead-upgrade-guard";
     }
   ];
 

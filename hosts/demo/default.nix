@@ -115,10 +115,7 @@ in
       # change: chainstead-backup status --manifest /etc/chainstead/backup.json
       backup = {
         enable = true;
-        targets.bulk-disk = {
-          kind = "directory";
-          path = "/srv/bulk/lnd-channel-backups";
-        };
+        targets.bulk-disk.directory.path = "/srv/bulk/lnd-channel-backups";
       };
 
       monerod = {

@@ -176,6 +176,9 @@ in
     (badType "wantedBy needs a unit name" { systemd.services.x.wantedBy = [ "multi-user" ]; })
     (badType "serviceConfig.Type is checked" { systemd.services.x.serviceConfig.Type = "simplex"; })
     (badType "fileSystems options must be a non-empty list" { fileSystems."/srv".options = [ ]; })
+    (badType "networking.hostName refuses a domain part, as nixpkgs does" {
+      networking.hostName = "node.example.org";
+    })
     (h.expectEvalError {
       name = "two different single values for one directive conflict";
       modules = [
@@ -184,6 +187,13 @@ in
       ];
       message = "conflicting definition values";
     })
+  ];
+
+  declared-defaults = [
+    (h.expectEqual "networking.hostName defaults to nixpkgs' distroId" "nixos" (h.evalConfig [ ]).networking.hostName)
+    (h.expectEqual "a set networking.hostName reads back" "node-1"
+      (h.evalConfig [ { networking.hostName = "node-1"; } ]).networking.hostName
+    )
   ];
 
   derived-config =

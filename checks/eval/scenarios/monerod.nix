@@ -81,6 +81,10 @@ in
       (service mainnet).serviceConfig.ExecStart
     )
     (h.expectEqual "runs as the static monero user" "monero" (service mainnet).serviceConfig.User)
+    (h.expectTrue "an exit 1 stays a failure (monerod exits 0 on SIGTERM)"
+      (!((service mainnet).serviceConfig ? SuccessExitStatus) && (service mainnet).serviceConfig.Restart == "on-failure")
+      "serviceConfig: ${h.show (service mainnet).serviceConfig}"
+    )
     (h.expectEqual "RandomX's JIT is the one W^X exception" false (service mainnet).serviceConfig.MemoryDenyWriteExecute)
     (h.expectEqual "otherwise the strict baseline" "strict" (service mainnet).serviceConfig.ProtectSystem)
     (h.expectEqual "P2P closed by default" [ ] mainnet.networking.firewall.allowedTCPPorts)

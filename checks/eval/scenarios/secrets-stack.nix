@@ -84,8 +84,8 @@ in
   loaders =
     lib.concatMap loaderChecks consumers
     ++ [
-      (h.expectContains "the seed is copied into OpenBao after the wallet is created" "lnd-wallet-init.service"
-        (units.lnd-seed-store.after or [ ])
+      (h.expectContains "the seed is copied into OpenBao after the wallet is created" "chainstead-lnd-wallet-init.service"
+        (units.chainstead-lnd-seed-store.after or [ ])
       )
       (h.expectEqual "LND unlocks its wallet from the loader's file"
         "/run/chainstead/secrets/lnd/wallet-password"

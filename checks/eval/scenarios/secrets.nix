@@ -98,6 +98,17 @@ in
     (h.expectEqual "local mode does not wait for the network" [ ] (loader local).after)
     (h.expectContains "with OpenBao the loader waits for the network" "network-online.target" (loader remote).after)
     (h.expectEqual "generated values are kept root-only" "0700" (loader local).serviceConfig.StateDirectoryMode)
+    (h.expectEqual "local mode has no network at all" {
+      PrivateNetwork = true;
+      IPAddressDeny = "any";
+      RestrictAddressFamilies = [ "AF_UNIX" ];
+    } { inherit ((loader local).serviceConfig) PrivateNetwork IPAddressDeny RestrictAddressFamilies; })
+    (h.expectEqual "with OpenBao the loader keeps its network" false (
+      (loader remote).serviceConfig ? PrivateNetwork
+    ))
+    (h.expectContains "the loader never changes limits or priorities" "~@resources"
+      (loader remote).serviceConfig.SystemCallFilter
+    )
   ];
 
   per-service-manifests =

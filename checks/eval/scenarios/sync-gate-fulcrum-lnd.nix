@@ -69,8 +69,10 @@ let
     }
   ];
 
-  # The same, with the password from OpenBao: the path the bitcoind host's
-  # rpc.users.electrum.secretPath names.
+  # The same, with the password from OpenBao: the secret the bitcoind host's
+  # rpc.users.electrum.passwordSecret names. Written with the old name,
+  # passwordSecretPath, as these checks were; renamed-options.nix shows the
+  # new name gives the same configuration.
   remoteClient = {
     host = "10.0.0.2";
     port = 8332;
@@ -227,19 +229,37 @@ in
       "${pkgs.fulcrum}/bin/Fulcrum ${both.services.chainstead.fulcrum.configFile}"
       (svc both "fulcrum").serviceConfig.ExecStart
     )
-    (h.expectEqual "the self-signed certificate is made before the start" 1
-      (lib.length (svc both "fulcrum").serviceConfig.ExecStartPre)
-    )
-    (h.expectEqual "no certificate step with a provided certificate" 0
-      (lib.length
-        (svc (node {
+    (
+      let
+        # A Fulcrum package like nixpkgs' 1.12, without meta.mainProgram.
+        package = pkgs.fulcrum.overrideAttrs (_: {
+          version = "1.12.0.1";
+          meta = { };
+        });
+      in
+      h.expectTrue "Fulcrum's executable is named, not taken from mainProgram"
+        (lib.hasPrefix "${package}/bin/Fulcrum " (svc (node {
           fulcrum = {
             enable = true;
-            ssl.certFile = "/var/lib/acme/e/fullchain.pem";
-            ssl.keyFile = "/var/lib/acme/e/key.pem";
+            inherit package;
           };
-        }) "fulcrum").serviceConfig.ExecStartPre
-      )
+        }) "fulcrum").serviceConfig.ExecStart)
+        ""
+    )
+    (h.expectEqual "the self-signed certificate is made before the start" 1
+      (lib.length (h.ownSteps (svc both "fulcrum").serviceConfig.ExecStartPre))
+    )
+    (h.expectEqual "no certificate step with a provided certificate" 0
+      (lib.length (
+        h.ownSteps
+          (svc (node {
+            fulcrum = {
+              enable = true;
+              ssl.certFile = "/var/lib/acme/e/fullchain.pem";
+              ssl.keyFile = "/var/lib/acme/e/key.pem";
+            };
+          }) "fulcrum").serviceConfig.ExecStartPre
+      ))
     )
     (h.expectTrue "enabling Fulcrum turns txindex on" both.services.chainstead.bitcoind.txindex "")
     (h.expectTrue "LND alone leaves txindex off" (!lndOnly.services.chainstead.bitcoind.txindex) "")
@@ -467,11 +487,11 @@ in
     (h.expectEqual "the wallet is created by a root oneshot after LND" {
       User = "root";
       Type = "oneshot";
-    } { inherit ((svc both "lnd-wallet-init").serviceConfig) User Type; })
-    (h.expectContains "wallet-init runs after LND" "lnd.service" (svc both "lnd-wallet-init").after)
-    (h.expectContains "wallet-init runs with every start of LND" "lnd.service" (svc both "lnd-wallet-init").wantedBy)
+    } { inherit ((svc both "chainstead-lnd-wallet-init").serviceConfig) User Type; })
+    (h.expectContains "wallet-init runs after LND" "lnd.service" (svc both "chainstead-lnd-wallet-init").after)
+    (h.expectContains "wallet-init runs with every start of LND" "lnd.service" (svc both "chainstead-lnd-wallet-init").wantedBy)
     (h.expectEqual "the password reaches it through LoadCredential" [ "wallet-password:/run/chainstead/secrets/lnd/wallet-password" ]
-      (svc both "lnd-wallet-init").serviceConfig.LoadCredential
+      (svc both "chainstead-lnd-wallet-init").serviceConfig.LoadCredential
     )
     (h.expectEqual "the secret loader provides a generated wallet password" {
       path = "chainstead/lnd";
@@ -498,26 +518,26 @@ in
       }).systemd.services ? chainstead-secrets-lnd
     ))
     (h.expectEqual "without OpenBao the seed stays on the host only" false (
-      both.systemd.services ? lnd-seed-store
+      both.systemd.services ? chainstead-lnd-seed-store
     ))
     (h.expectContains "with OpenBao the seed is copied there after the wallet is made"
-      "lnd-wallet-init.service"
+      "chainstead-lnd-wallet-init.service"
       (svc (node {
         lnd.enable = true;
         secrets.openbao = {
           address = "https://bao.example:8200";
           tokenFile = "/var/lib/keys/bao-token";
         };
-      }) "lnd-seed-store").after
+      }) "chainstead-lnd-seed-store").after
     )
     (h.expectEqual "it may write the seed's directory only" [ "/var/lib/chainstead/lnd-seed" ]
-      (svc both "lnd-wallet-init").serviceConfig.ReadWritePaths
+      (svc both "chainstead-lnd-wallet-init").serviceConfig.ReadWritePaths
     )
     (h.expectContains "the seed's directory is root-only" "d /var/lib/chainstead/lnd-seed 0700 root root - -"
       both.systemd.tmpfiles.rules
     )
     (h.expectEqual "wallet-init keeps an empty capability set" [ "" ]
-      (svc both "lnd-wallet-init").serviceConfig.CapabilityBoundingSet
+      (svc both "chainstead-lnd-wallet-init").serviceConfig.CapabilityBoundingSet
     )
   ];
 
@@ -653,7 +673,7 @@ in
           cookieFile = null;
         };
       };
-    }) "passwordSecretPath needs OpenBao")
+    }) "passwordSecret needs OpenBao")
     (h.expectAssertion "a password without its user is refused, next to the local cookie" (node {
       secrets = { inherit openbao; };
       fulcrum = {

@@ -81,6 +81,10 @@ in
       (node { thunderhub.environment.MASTER_PASSWORD_OVERRIDE = "x"; })
       "sets MASTER_PASSWORD_OVERRIDE"
     )
+    (h.expectAssertion "the Fedimint gateway password in `environment` is refused"
+      (node { thunderhub.environment.FM_GATEWAY_PASSWORD = "x"; })
+      "sets FM_GATEWAY_PASSWORD"
+    )
     (h.expectAssertion "HOST through `environment` is refused (use `host`)"
       (node { thunderhub.environment.HOST = "0.0.0.0"; })
       "sets HOST"

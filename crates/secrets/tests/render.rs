@@ -56,7 +56,9 @@ fn renders_the_fulcrum_config_from_a_credential() {
         std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // A unit without the credential is misconfigured: exit 2
+    // (docs/exit-codes.md).
     let o = run(None);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("$CREDENTIALS_DIRECTORY is not set"));
 }

@@ -1,0 +1,40 @@
+# A configuration with every chainstead unit in it: the five services, the
+# sync gates, a secret loader per consumer (OpenBao by AppRole), LND's seed
+# store, the backup pusher and both storage tiers' setup units. Evaluated by
+# units.nix for the hardening table; not a host anyone deploys.
+{
+  services.chainstead = {
+    storage = {
+      fast.path = "/srv/fast";
+      bulk = {
+        path = "/srv/bulk";
+        device = "/dev/disk/by-label/bulk";
+      };
+      directories.lnd-channel-backups = {
+        tier = "bulk";
+        path = "/srv/bulk/lnd-channel-backups";
+        user = "chainstead-backup";
+        group = "chainstead-backup";
+        mode = "0700";
+        units = [ ];
+      };
+    };
+    secrets.openbao = {
+      address = "https://bao.home.arpa:8200";
+      roleIdFile = "/etc/chainstead/bao/role-id";
+      secretIdFile = "/etc/chainstead/bao/secret-id";
+    };
+    bitcoind = {
+      enable = true;
+      rpc.users.remote-wallet = { };
+    };
+    fulcrum.enable = true;
+    lnd.enable = true;
+    thunderhub.enable = true;
+    monerod.enable = true;
+    backup = {
+      enable = true;
+      targets.hdd.directory.path = "/srv/bulk/lnd-channel-backups";
+    };
+  };
+}
