@@ -448,4 +448,20 @@ mod binary {
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(err.contains("stopped by a signal"), "{err}");
     }
+
+    /// A password LND refuses is a misconfiguration: exit 2
+    /// (docs/exit-codes.md), the password never in the output.
+    #[test]
+    fn a_refused_unlock_password_exits_2() {
+        let d = tempfile::tempdir().unwrap();
+        let lnd = FakeLnd::new("LOCKED");
+        let t = start_tls(&lnd);
+        let mut c = command(d.path(), &t.url, &t.cert_pem);
+        std::fs::write(d.path().join("wallet-password"), "wrong-password-x9\n").unwrap();
+        let o = c.arg("--unlock").output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("invalid passphrase"), "{err}");
+        assert!(!err.contains("wrong-password-x9"), "{err}");
+    }
 }
