@@ -49,21 +49,21 @@ let
     + chainstead.toKeyValueLines { } cfg.settings;
   configFile = pkgs.writeText "fulcrum.conf" configText;
   # With a password instead of the cookie, the config with the credential is
-  # assembled at start in the runtime directory (tmpfs, mode 0700).
+  # rendered at start into the runtime directory (tmpfs, mode 0700) by the
+  # secret loader's template renderer: the store config plus the two RPC
+  # lines, the placeholder replaced by the credential, written atomically.
   runtimeConfig = "/run/fulcrum/fulcrum.conf";
   effectiveConfig = if usesPassword then runtimeConfig else configFile;
+  runtimeTemplate = pkgs.writeText "fulcrum.conf.template" (
+    configText + "rpcuser=${cfg.bitcoind.user}\nrpcpassword=@bitcoind-rpc-password@\n"
+  );
 
   renderRuntimeConfig = pkgs.writeShellApplication {
     name = "fulcrum-runtime-config";
-    runtimeInputs = [ pkgs.coreutils ];
+    runtimeInputs = [ secrets.package ];
     text = ''
-      umask 077
-      password="$(tr -d '\r\n' < "$CREDENTIALS_DIRECTORY/bitcoind-rpc-password")"
-      {
-        cat ${configFile}
-        printf 'rpcuser=%s\nrpcpassword=%s\n' ${lib.escapeShellArg cfg.bitcoind.user} "$password"
-      } > ${runtimeConfig}.tmp
-      mv ${runtimeConfig}.tmp ${runtimeConfig}
+      exec chainstead-secrets render --template ${runtimeTemplate} --out ${runtimeConfig} --mode 0600 \
+        --secret @bitcoind-rpc-password@=credential:bitcoind-rpc-password
     '';
   };
 
