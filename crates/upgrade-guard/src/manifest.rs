@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use chainstead_common::manifest::{self, Invalid, Problems, Validate};
+use chainstead_common::manifest::{self, Problems, Validate};
 use serde::Deserialize;
 
 use crate::version::Version;
@@ -126,13 +126,9 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Self> {
         Ok(manifest::parse(text)?)
     }
-
-    /// Checks everything that can be checked without the data.
-    pub fn validate(&self) -> std::result::Result<(), Invalid> {
-        self.check()
-    }
 }
 
+/// Everything that can be checked without the data.
 impl Validate for Manifest {
     fn validate(&self, p: &mut Problems) {
         if self.version != VERSION {
