@@ -136,3 +136,64 @@ fn misconfigured(e: anyhow::Error) -> anyhow::Error {
         e
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    fn exit_of(g: GuardError) -> Exit {
+        let e: anyhow::Result<()> = Err(g).context("lnd");
+        Exit::of(&misconfigured(e.unwrap_err()))
+    }
+
+    #[test]
+    fn only_configuration_refusals_exit_2() {
+        let runbook = || "docs/operations.md#upgrades".to_string();
+        assert_eq!(
+            exit_of(GuardError::Interrupted {
+                service: "lnd",
+                package: "0.19.3-beta".into(),
+                attempted: "0.20.0-beta".into(),
+                data: "0.19.3-beta".into(),
+                runbook: runbook(),
+            }),
+            Exit::Invalid
+        );
+        assert_eq!(
+            exit_of(GuardError::Downgrade {
+                service: "lnd",
+                data: "0.20.0-beta".into(),
+                package: "0.19.3-beta".into(),
+                runbook: runbook(),
+            }),
+            Exit::Invalid
+        );
+        assert_eq!(
+            exit_of(GuardError::NotPrepared {
+                service: "lnd",
+                package: "0.20.0-beta".into(),
+                data: "0.19.3-beta".into(),
+                runbook: runbook(),
+            }),
+            Exit::Failure
+        );
+        assert_eq!(
+            exit_of(GuardError::LndRunning {
+                path: "/srv/lnd/channel.db".into()
+            }),
+            Exit::Failure
+        );
+        // The log line is the refusal itself, unchanged by the wrapping.
+        let e: anyhow::Result<()> = Err(GuardError::Downgrade {
+            service: "lnd",
+            data: "0.20.0-beta".into(),
+            package: "0.19.3-beta".into(),
+            runbook: runbook(),
+        })
+        .context("lnd");
+        let e = e.unwrap_err();
+        let before = format!("{e:#}");
+        assert_eq!(format!("{:#}", misconfigured(e)), before);
+    }
+}
