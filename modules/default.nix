@@ -1,5 +1,6 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
-# storage first, then the chains, then what builds on them.
+# storage first, then the chains, then what builds on them, then how it
+# is reached (Tor, the LAN).
 {
   imports = [
     ./storage.nix
@@ -11,5 +12,7 @@
     ./lnd.nix
     ./thunderhub.nix
     ./backup
+    ./tor.nix
+    ./access.nix
   ];
 }

@@ -137,6 +137,10 @@ let
       pname = "chainstead-backup";
       mainProgram = "chainstead-backup";
     }
+    {
+      pname = "chainstead-cli";
+      mainProgram = "chainstead";
+    }
   ];
 
   package =

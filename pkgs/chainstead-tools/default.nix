@@ -1,5 +1,5 @@
 # The chainstead Rust tools, built from this repository's Cargo workspace.
-# `crate = null` builds and tests the whole workspace (all three binaries);
+# `crate = null` builds and tests the whole workspace (every binary);
 # a crate name builds just that tool, so each module pulls in only its own.
 {
   lib,
@@ -36,12 +36,15 @@ rustPlatform.buildRustPackage {
   meta = {
     description =
       if crate == null then
-        "chainstead's helper tools: sync gate, secret loader, backup pusher"
+        "chainstead's helper tools: sync gate, secret loader, backup pusher, the chainstead command"
       else
         "chainstead-${crate}, a helper tool of the chainstead NixOS stack";
     homepage = workspace.repository;
     license = lib.licenses.mit;
     platforms = lib.platforms.linux;
   }
-  // lib.optionalAttrs (crate != null) { mainProgram = "chainstead-${crate}"; };
+  # The operator command is `chainstead`; every other tool is named after its crate.
+  // lib.optionalAttrs (crate != null) {
+    mainProgram = if crate == "cli" then "chainstead" else "chainstead-${crate}";
+  };
 }
