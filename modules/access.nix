@@ -61,6 +61,7 @@ let
     description = "IPv4 or IPv6 address or subnet (CIDR)";
   };
   isIPv6 = lib.hasInfix ":";
+  isLoopback = a: lib.hasPrefix "127." a || a == "::1" || a == "localhost";
   isIP = s: builtins.match ipv4 s != null || builtins.match ipv6 s != null;
 
   lanOptions =
@@ -111,7 +112,7 @@ let
   openings = lib.concatLists [
     (lib.optional (on.fulcrum && fulcrum.ssl.enable) {
       name = "fulcrum";
-      port = fulcrum.ssl.port;
+      inherit (fulcrum.ssl) port;
       inherit (l.fulcrum) allowedClients;
     })
     (lib.optional on.monerod {
@@ -356,7 +357,7 @@ in
             message = "services.chainstead.access.lan.lnd needs names: the host names or addresses Zeus connects to, put into LND's tls.cert.";
           }
           {
-            assertion = !(on.monerod || (tor.enable && tor.monerod.rpcOnion && monerod.enable)) || chainstead.connectHost monerod.rpc.address == "127.0.0.1" || monerod.rpc.address == "::1";
+            assertion = !(on.monerod || (tor.enable && tor.monerod.rpcOnion && monerod.enable)) || isLoopback monerod.rpc.address;
             message = ''
               services.chainstead.monerod.rpc.address is ${monerod.rpc.address}: the main RPC
               must stay on loopback. Feather gets the restricted RPC on
@@ -396,7 +397,7 @@ in
         rpc-restricted-bind-ip = if on.monerod then l.monerod.address else "127.0.0.1";
         rpc-restricted-bind-port = cfg.monerodRestrictedPort;
       }
-      // lib.optionalAttrs (on.monerod && !lib.elem l.monerod.address [ "127.0.0.1" "::1" ]) {
+      // lib.optionalAttrs (on.monerod && !isLoopback l.monerod.address) {
         confirm-external-bind = true;
       };
     })

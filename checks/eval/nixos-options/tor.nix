@@ -33,12 +33,12 @@ let
     type = types.listOf types.str;
     default = [ ];
   };
-  freeform = (types.attrsOf (types.nullOr (types.oneOf [
+  freeform = types.attrsOf (types.nullOr (types.oneOf [
     types.str
     types.int
     types.bool
     (types.listOf types.str)
-  ])));
+  ]));
 
   socksPort = types.oneOf [
     types.port
