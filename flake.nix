@@ -100,12 +100,27 @@
           "lnd"
           "backup"
         ];
+        # Tor and LAN access read the options of every service they reach.
+        access = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "monerod"
+          "sync-gate"
+          "fulcrum"
+          "lnd"
+          "thunderhub"
+          "tor"
+          "access"
+        ];
+        tor = self.nixosModules.access;
       };
 
       packages = forAllSystems (pkgs: {
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
+        cli = pkgs.chainstead-cli;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
         # The services.chainstead.* reference (docs/options.md, as nixpkgs'
@@ -144,6 +159,7 @@
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-access = vmTest "access";
         }
       );
 
@@ -170,6 +186,7 @@
             pkgs.age
             pkgs.prometheus.cli
             pkgs.jq
+            pkgs.tor
           ];
         };
       });

@@ -217,7 +217,7 @@ fn zeus(m: &Manifest, r: &mut Report, with_uri: bool) -> Result<()> {
     ));
     if l.macaroon_kind == "admin" {
         r.warnings.push(
-            "the admin macaroon can spend every coin of this node; prefer readonly or invoice (services.chainstead.access.lan.lnd.macaroon)".into(),
+            "the admin macaroon can spend every coin of this node; prefer readonly or invoice (services.chainstead.access.lan.lnd.macaroonKind)".into(),
         );
     }
     Ok(())
