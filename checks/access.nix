@@ -46,6 +46,47 @@ let
             break
   '';
 
+  # The chainstead part of the node, also evaluated by
+  # checks/eval/scenarios/access-vm.nix (passthru.chainsteadNode).
+  chainsteadNode = {
+    # No Tor network here: Tor makes its onion services offline.
+    services.tor.settings.DisableNetwork = true;
+
+    services.chainstead = {
+      storage = {
+        fast.path = fast;
+        bulk.path = "/var/lib/chainstead-bulk";
+      };
+      bitcoind = {
+        enable = true;
+        network = "regtest";
+        memory = 512;
+      };
+      fulcrum = {
+        enable = true;
+        memory = 512;
+      };
+      lnd.enable = true;
+      tor = {
+        enable = true;
+        defaultMode = "hybrid";
+        lnd.restOnion = true;
+      };
+      access.lan = {
+        fulcrum = {
+          enable = true;
+          allowedClients = [ clientAddress ];
+          names = [ "node" ];
+        };
+        lnd = {
+          enable = true;
+          allowedClients = [ clientAddress ];
+          names = [ "node" ];
+        };
+      };
+    };
+  };
+
   clientTools =
     { pkgs, ... }:
     {
@@ -54,6 +95,7 @@ let
 in
 pkgs.testers.runNixOSTest {
   name = "chainstead-access";
+  passthru = { inherit chainsteadNode; };
 
   nodes = {
     client = clientTools;
@@ -62,7 +104,10 @@ pkgs.testers.runNixOSTest {
     node =
       { pkgs, lib, ... }:
       {
-        imports = [ ../modules ];
+        imports = [
+          ../modules
+          chainsteadNode
+        ];
         virtualisation = {
           memorySize = 3072;
           cores = 2;
@@ -71,43 +116,6 @@ pkgs.testers.runNixOSTest {
           pkgs.jq
           pkgs.openssl
         ];
-
-        # No Tor network here: Tor makes its onion services offline.
-        services.tor.settings.DisableNetwork = true;
-
-        services.chainstead = {
-          storage = {
-            fast.path = fast;
-            bulk.path = "/var/lib/chainstead-bulk";
-          };
-          bitcoind = {
-            enable = true;
-            network = "regtest";
-            memory = 512;
-          };
-          fulcrum = {
-            enable = true;
-            memory = 512;
-          };
-          lnd.enable = true;
-          tor = {
-            enable = true;
-            defaultMode = "hybrid";
-            lnd.restOnion = true;
-          };
-          access.lan = {
-            fulcrum = {
-              enable = true;
-              allowedClients = [ clientAddress ];
-              names = [ "node" ];
-            };
-            lnd = {
-              enable = true;
-              allowedClients = [ clientAddress ];
-              names = [ "node" ];
-            };
-          };
-        };
 
         # The configuration to switch to: one more name for Fulcrum.
         specialisation.more-names.configuration.services.chainstead.access.lan.fulcrum.names =
