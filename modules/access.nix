@@ -236,6 +236,9 @@ let
     value = manifestValue;
   };
 
+  thunderhubFetches =
+    thunderhub.versionCheck || thunderhub.fetchPrices || thunderhub.fetchFees || thunderhub.mempoolUrl != null;
+
   anyService = bitcoind.enable || fulcrum.enable || monerod.enable || lnd.enable || thunderhub.enable;
 
   lanAssertions =
@@ -323,6 +326,17 @@ in
           put a TLS reverse proxy in front, docs/access.md).
         '';
       };
+    };
+
+    confineThunderhub = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        While ThunderHub's outbound fetches are off (versionCheck,
+        fetchPrices, fetchFees off, no mempoolUrl), let its unit talk to
+        loopback and its LAN clients only (`IPAddressDeny=any`), so its
+        fallback to https://mempool.space cannot leave the host either.
+      '';
     };
 
     monerodRestrictedPort = mkOption {
@@ -422,6 +436,19 @@ in
 
     (mkIf on.thunderhub {
       services.chainstead.thunderhub.host = mkDefault l.thunderhub.address;
+    })
+
+    # Nothing calls a third party by default (docs/access.md lists what does).
+    (mkIf monerod.enable {
+      # monerod's default (`notify`) asks updates.moneropulse.* over DNS for
+      # new releases (src/daemon/command_line_args.h); Nix pins the version.
+      services.chainstead.monerod.settings.check-updates = mkDefault "disabled";
+    })
+    (mkIf (thunderhub.enable && cfg.confineThunderhub && !thunderhubFetches) {
+      systemd.services.thunderhub.serviceConfig = {
+        IPAddressAllow = [ "localhost" ] ++ lib.optionals on.thunderhub l.thunderhub.allowedClients;
+        IPAddressDeny = "any";
+      };
     })
   ];
 }

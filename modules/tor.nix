@@ -413,7 +413,11 @@ in
         settings = {
           tx-proxy = "tor,${socks},16";
         }
-        // lib.optionalAttrs (xmr.mode == "tor") { proxy = socks; };
+        // lib.optionalAttrs (xmr.mode == "tor") {
+          proxy = socks;
+          # The hourly checkpoint lookup would go to the system resolver.
+          disable-dns-checkpoints = true;
+        };
         p2p.address = mkIf (xmr.mode == "tor") (mkDefault "127.0.0.1");
       };
       systemd.services.monerod = {

@@ -85,6 +85,7 @@ in
     (h.expectNotContains "no LND SANs beyond its own" "tlsautorefresh=1" (lndConf dflt))
     (h.expectContains "monerod RPC on loopback" "rpc-bind-ip=127.0.0.1" (xmrConf dflt))
     (h.expectNotContains "no restricted listener" "rpc-restricted-bind-port=18089" (xmrConf dflt))
+    (h.expectContains "monerod asks nobody for updates" "check-updates=disabled" (xmrConf dflt))
     (h.expectEqual "ThunderHub on loopback" "127.0.0.1" dflt.services.chainstead.thunderhub.host)
     (h.expectEqual "the legacy certificate names" [
       "localhost"
@@ -205,6 +206,16 @@ in
     (h.expectEqual "its port for its clients" [
       "iptables -w -A nixos-fw -p tcp --dport 3000 -s 10.0.0.0/8 -j nixos-fw-accept -m comment --comment chainstead-thunderhub"
     ] (rules thunder))
+    (h.expectEqual "confined to loopback and its clients while it fetches nothing" [
+      [ "localhost" "10.0.0.0/8" ]
+      "any"
+    ] [
+      thunder.systemd.services.thunderhub.serviceConfig.IPAddressAllow
+      thunder.systemd.services.thunderhub.serviceConfig.IPAddressDeny
+    ])
+    (h.expectEqual "not confined once a fetch is asked for" false (
+      (node { services.chainstead.thunderhub.fetchPrices = true; }).systemd.services.thunderhub.serviceConfig ? IPAddressDeny
+    ))
     (h.expectEqual "its outbound fetches stay off" [ false false false ] [
       thunder.services.chainstead.thunderhub.versionCheck
       thunder.services.chainstead.thunderhub.fetchPrices

@@ -125,6 +125,8 @@ in
     (h.expectNotContains "hybrid: blocks over clearnet" "proxy=127.0.0.1:9050" (xmr hybrid))
     (h.expectContains "tor: all P2P over Tor" "proxy=127.0.0.1:9050" (xmr tor))
     (h.expectContains "tor: P2P on loopback only" "p2p-bind-ip=127.0.0.1" (xmr tor))
+    (h.expectContains "tor: no DNS checkpoint lookups" "disable-dns-checkpoints=1" (xmr tor))
+    (h.expectNotContains "hybrid: DNS checkpoints as monerod does them" "disable-dns-checkpoints=1" (xmr hybrid))
     (h.expectNotContains "clearnet: no tx-proxy" "tx-proxy=tor,127.0.0.1:9050,16" (xmr clearnet))
     (h.expectContains "restricted RPC for the onion, on loopback" "rpc-restricted-bind-ip=127.0.0.1" (xmr hybrid))
     (h.expectContains "on its own port" "rpc-restricted-bind-port=18089" (xmr hybrid))
