@@ -87,7 +87,9 @@ let
         description = "Addresses or subnets allowed to connect; the port stays closed to everyone else.";
       };
       names = mkOption {
-        type = types.listOf types.str;
+        type = types.listOf (types.strMatching "[A-Za-z0-9:][A-Za-z0-9.:-]*") // {
+          description = "list of host names or addresses";
+        };
         default = [ ];
         example = [
           "node.home.arpa"

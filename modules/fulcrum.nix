@@ -174,7 +174,8 @@ in
 
       # Access (docs/access.md): the self-signed certificate's names.
       subjectAltNames = mkOption {
-        type = types.nonEmptyListOf types.str;
+        # Host names and addresses only; `chainstead tls-cert` checks each in full.
+        type = types.nonEmptyListOf (types.strMatching "[A-Za-z0-9:][A-Za-z0-9.:-]*");
         default = [
           "localhost"
           "127.0.0.1"

@@ -252,6 +252,19 @@ in
       force = config: config.services.chainstead.access.lan.fulcrum.allowedClients;
       message = "is not of type";
     })
+    (h.expectEvalError {
+      name = "a name that is neither a host name nor an address is refused";
+      modules = [
+        {
+          services.chainstead = {
+            storage = h.tiers;
+            access.lan.fulcrum.names = [ "node home; rm" ];
+          };
+        }
+      ];
+      force = config: config.services.chainstead.access.lan.fulcrum.names;
+      message = "is not of type";
+    })
     (h.expectEqual "a switch of a disabled service opens nothing" "" (h.evalConfig [
       {
         services.chainstead = {
