@@ -315,6 +315,9 @@ in
     # bitcoind: its own onion service through the control port.
     (mkIf useBitcoind {
       services.chainstead.bitcoind.settings = {
+        # Explicit: -proxy alone would turn listening off (init.cpp,
+        # parameter interaction), and with it the onion service.
+        listen = true;
         listenonion = true;
         torcontrol = control;
         bind =

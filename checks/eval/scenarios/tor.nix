@@ -81,6 +81,7 @@ in
     (h.expectContains "tor: all P2P through SOCKS" "proxy=127.0.0.1:9050" (btc tor))
     (h.expectContains "tor: onion peers only" "onlynet=onion" (btc tor))
     (h.expectContains "tor: own onion service" "listenonion=1" (btc tor))
+    (h.expectContains "tor: listening, although -proxy would turn it off" "listen=1" (btc tor))
     (h.expectContains "tor: through the control port" "torcontrol=127.0.0.1:9051" (btc tor))
     (h.expectContains "tor: clearnet listener on loopback only" "bind=127.0.0.1:8333" (btc tor))
     (h.expectContains "tor: the onion listener" "bind=127.0.0.1:8334=onion" (btc tor))
