@@ -142,6 +142,12 @@ fn sparrow(m: &Manifest, r: &mut Report) -> Result<()> {
             onion_line(o, "(Tor encrypts end to end; tick Use Proxy)")
         );
     }
+    if f.lan.is_none() && f.onion_ssl.is_none() && f.onion_tcp.is_none() {
+        let _ = writeln!(
+            out,
+            "  loopback only: tunnel with `ssh -N -L 50002:127.0.0.1:50002 <node>`, or turn on services.chainstead.access.lan.fulcrum"
+        );
+    }
     out.push('\n');
     Ok(())
 }
@@ -159,6 +165,12 @@ fn feather(m: &Manifest, r: &mut Report) {
             out,
             "  onion:         {}",
             onion_line(o, "(Settings > Network > Proxy: Tor)")
+        );
+    }
+    if x.lan.is_none() && x.onion.is_none() {
+        let _ = writeln!(
+            out,
+            "  loopback only: turn on services.chainstead.access.lan.monerod or services.chainstead.tor"
         );
     }
     out.push('\n');
@@ -345,6 +357,18 @@ mod tests {
         assert!(!all.stdout.contains("macaroon="), "{}", all.stdout);
         assert!(all.stdout.contains("192.168.1.10:8080"));
         assert!(all.stdout.contains("P2P mode: tor"));
+    }
+
+    #[test]
+    fn a_loopback_only_service_says_how_to_reach_it() {
+        let (_dir, mut m, _) = fixture();
+        if let Some(f) = m.fulcrum.as_mut() {
+            f.lan = None;
+            f.onion_ssl = None;
+        }
+        let r = report(&m, Some(Wallet::Sparrow)).unwrap();
+        assert!(r.stdout.contains("loopback only"), "{}", r.stdout);
+        assert!(!r.stdout.contains(".onion"), "{}", r.stdout);
     }
 
     #[test]
