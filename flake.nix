@@ -58,11 +58,13 @@
           "storage"
           "secrets"
           "bitcoind"
+          "upgrade-guard"
         ];
         monerod = component [
           "storage"
           "secrets"
           "monerod"
+          "upgrade-guard"
         ];
         sync-gate = component [
           "storage"
@@ -76,6 +78,7 @@
           "bitcoind"
           "sync-gate"
           "fulcrum"
+          "upgrade-guard"
         ];
         lnd = component [
           "storage"
@@ -83,6 +86,7 @@
           "bitcoind"
           "sync-gate"
           "lnd"
+          "upgrade-guard"
         ];
         thunderhub = component [
           "storage"
@@ -91,6 +95,7 @@
           "sync-gate"
           "lnd"
           "thunderhub"
+          "upgrade-guard"
         ];
         backup = component [
           "storage"
@@ -99,6 +104,13 @@
           "sync-gate"
           "lnd"
           "backup"
+          "upgrade-guard"
+        ];
+        # The guard of whichever guarded services are imported beside it.
+        upgrade-guard = component [
+          "storage"
+          "secrets"
+          "upgrade-guard"
         ];
         # Tor and LAN access read the options of every service they reach.
         access = component [
@@ -112,6 +124,7 @@
           "thunderhub"
           "tor"
           "access"
+          "upgrade-guard"
         ];
         tor = self.nixosModules.access;
       };
@@ -121,6 +134,7 @@
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
         cli = pkgs.chainstead-cli;
+        upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
         # The services.chainstead.* reference (docs/options.md, as nixpkgs'
@@ -155,11 +169,13 @@
           module-eval = import ./checks/eval/flake-check.nix { inherit pkgs lib; };
           lint = import ./checks/lint.nix { inherit pkgs; };
           chainstead-storage = vmTest "storage";
+          chainstead-nfs-bulk = vmTest "nfs-bulk";
           chainstead-sync-gate = vmTest "sync-gate";
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
           chainstead-access = vmTest "access";
+          chainstead-upgrade = vmTest "upgrade";
         }
       );
 

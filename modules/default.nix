@@ -1,6 +1,7 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
 # storage first, then the chains, then what builds on them, then how it
-# is reached (Tor, the LAN).
+# is reached (Tor, the LAN); the upgrade guard last, as it wraps the
+# services' units.
 {
   imports = [
     ./storage.nix
@@ -14,5 +15,6 @@
     ./backup
     ./tor.nix
     ./access.nix
+    ./upgrade-guard.nix
   ];
 }

@@ -371,6 +371,16 @@ in
         user = "fulcrum";
         group = "fulcrum";
         units = [ "fulcrum" ];
+        placementOption = "fulcrum";
+        expectedSize = lib.mkDefault ((import ./sizes.nix).fulcrum.${cfg.bitcoind.network} or 0);
+      };
+
+      # Started by the bitcoind gate: not running while bitcoind syncs.
+      # Interactive: its wallet queries go ahead of the chains' sync.
+      memory.services.fulcrum = {
+        budget = cfg.memory;
+        runsDuringInitialSync = false;
+        class = "interactive";
       };
     };
 

@@ -376,6 +376,17 @@ in
       };
     };
 
+    memory = mkOption {
+      type = types.ints.positive;
+      default = 2048;
+      description = ''
+        Memory in MiB for LND (the seed budgets 2 GB), counted in the host's
+        memory budget ({option}`services.chainstead.memory`), which derives
+        the unit's `MemoryHigh=`/`MemoryMax=` from it; LND's Go runtime
+        gets a soft limit of 90 % of it (`GOMEMLIMIT`).
+      '';
+    };
+
     recoveryWindow = mkOption {
       type = types.ints.positive;
       default = 2500;
@@ -542,6 +553,14 @@ in
 
       storage.reservedPaths = [ (dirOf cfg.seedFile) ];
 
+      # Started by the bitcoind gate; interactive: HTLCs and channel updates
+      # go ahead of the chains' background sync.
+      memory.services.lnd = {
+        budget = cfg.memory;
+        runsDuringInitialSync = false;
+        class = "interactive";
+      };
+
       storage.directories = {
         lnd = {
           tier = storage.placement.lnd;
@@ -553,6 +572,8 @@ in
             "lnd"
             "chainstead-lnd-wallet-init"
           ];
+          placementOption = "lnd";
+          expectedSize = lib.mkDefault ((import ./sizes.nix).lnd.${cfg.network} or 0);
         };
         # setgid: the macaroons LND writes here belong to the macaroon group.
         lnd-macaroons = {
@@ -619,6 +640,9 @@ in
             RuntimeDirectory = "lnd";
             RuntimeDirectoryMode = "0700";
             LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${bitcoindPasswordFile}";
+
+            # resource limits: the Go heap's soft limit below the unit's MemoryHigh=
+            Environment = [ "GOMEMLIMIT=${toString (cfg.memory * 9 / 10)}MiB" ];
 
             # exceptions to the baseline
             UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself

@@ -6,5 +6,6 @@ final: _prev: {
   chainstead-secrets = final.callPackage ./chainstead-tools/secrets.nix { };
   chainstead-backup = final.callPackage ./chainstead-tools/backup.nix { };
   chainstead-cli = final.callPackage ./chainstead-tools/cli.nix { };
+  chainstead-upgrade-guard = final.callPackage ./chainstead-tools/upgrade-guard.nix { };
   thunderhub = final.callPackage ./thunderhub { };
 }

@@ -133,7 +133,7 @@ in
       port = 50002;
     } (manifest sparrow).fulcrum.lan)
     (h.expectEqual "the certificate the command fingerprints" "/srv/fast/fulcrum/ssl/cert.pem" (manifest sparrow).fulcrum.cert_file)
-    (h.expectEqual "the certificate is made before the start" 1 (lib.length sparrow.systemd.services.fulcrum.serviceConfig.ExecStartPre))
+    (h.expectEqual "the certificate is made before the start" 1 (lib.length (h.ownSteps sparrow.systemd.services.fulcrum.serviceConfig.ExecStartPre)))
   ];
 
   monerod-lan = [

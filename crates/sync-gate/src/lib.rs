@@ -7,6 +7,8 @@
 //! the target the dependent services hang off. See docs/startup-ordering.md.
 
 pub mod backend;
+pub mod cli;
+pub mod first_sync;
 pub mod gate;
 pub mod http;
 pub mod manifest;
