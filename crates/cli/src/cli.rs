@@ -1,10 +1,13 @@
 //! The command line: one variant of [`Command`] per subcommand, each
-//! handled by its own module. `main` only parses and maps errors to the
-//! exit code.
+//! handled by its own module. `main` only parses and hands the result to
+//! the shared exit policy (`chainstead_common::exit`, docs/exit-codes.md):
+//! 0 done, 1 a failure at run time (a file not readable yet), 2 a bad
+//! manifest or command line.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use chainstead_common::exit::{Exit, Misconfigured};
 use chainstead_common::fs::Owner;
 use clap::{Args, Parser, Subcommand};
 
@@ -78,7 +81,7 @@ pub struct TlsCertArgs {
 }
 
 /// Runs one command.
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Validate { manifest } => {
             Manifest::load(&manifest)?;
@@ -98,7 +101,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => {
                     Manifest::load(&manifest.manifest)?
                         .fulcrum
-                        .context("Fulcrum is not in the manifest; pass --cert FILE")?
+                        .ok_or_else(|| {
+                            Misconfigured(anyhow::anyhow!(
+                                "Fulcrum is not enabled in manifest {}; pass --cert FILE",
+                                manifest.manifest.display()
+                            ))
+                        })?
                         .cert_file
                 }
             };
@@ -116,7 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     gid: a.gid,
                 },
             };
-            let outcome = cert::ensure(&req)?;
+            let outcome = cert::ensure(&req).context("failed to make the TLS certificate")?;
             tracing::info!(
                 "certificate {}: {:?} (SANs: {})",
                 req.cert_file.display(),
@@ -125,5 +133,5 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(Exit::Success)
 }

@@ -8,11 +8,5 @@ use clap::Parser;
 fn main() -> ExitCode {
     chainstead_common::logging::init();
     let cli = chainstead_cli::cli::Cli::parse();
-    match chainstead_cli::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::from(2)
-        }
-    }
+    chainstead_common::exit::finish(chainstead_cli::cli::run(cli))
 }

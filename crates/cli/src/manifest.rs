@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use chainstead_common::manifest::{Invalid, Problems, Validate};
 use serde::Deserialize;
 
 /// The only manifest version this build understands.
@@ -16,9 +16,6 @@ pub const VERSION: u32 = 1;
 
 /// Where the module installs the manifest.
 pub const DEFAULT_PATH: &str = "/etc/chainstead/cli.json";
-
-/// Largest manifest accepted; a real one is a few kilobytes.
-const MAX_MANIFEST_BYTES: u64 = 256 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,103 +117,106 @@ pub struct Thunderhub {
 }
 
 impl Manifest {
-    /// Reads and validates the manifest at `path`.
-    pub fn load(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        if meta.len() > MAX_MANIFEST_BYTES {
-            bail!(
-                "failed to read manifest {}: {} bytes is more than the {MAX_MANIFEST_BYTES} a manifest may have",
-                path.display(),
-                meta.len()
-            );
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("failed to load manifest {}", path.display()))
+    /// Reads and validates the manifest at `path` (the kit's [`load`]:
+    /// size cap, field paths in errors, every problem at once; exit 2).
+    ///
+    /// [`load`]: chainstead_common::manifest::load
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        chainstead_common::manifest::load(path)
     }
 
     /// Parses and validates manifest text.
-    pub fn parse(text: &str) -> Result<Self> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let m: Manifest =
-            serde_path_to_error::deserialize(de).context("failed to parse the manifest")?;
-        m.validate()?;
-        Ok(m)
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        chainstead_common::manifest::parse(text)
     }
+}
 
-    fn validate(&self) -> Result<()> {
-        if self.version != VERSION {
-            bail!(
-                "manifest version {} is not supported (this build reads version {VERSION}); rebuild the system with a matching chainstead",
-                self.version
+fn one_of(p: &mut Problems, at: &str, value: &str, allowed: &[&str]) {
+    if !allowed.contains(&value) {
+        p.push(
+            at,
+            format!("{value:?} is not one of {}", allowed.join(", ")),
+        );
+    }
+}
+
+fn check_onion(p: &mut Problems, at: &str, o: &Option<Onion>) {
+    if let Some(o) = o {
+        p.absolute_path(&format!("{at}.hostname_file"), &o.hostname_file);
+        if o.port == 0 {
+            p.push(
+                &format!("{at}.port"),
+                "is 0; give the onion service's virtual port",
             );
         }
-        let mut onions: Vec<(&str, &Onion)> = Vec::new();
-        let mut lans: Vec<(&str, &Lan)> = Vec::new();
-        let mut files: Vec<(&str, &Path)> = Vec::new();
-        if let Some(b) = &self.bitcoind {
-            if !["clearnet", "tor", "hybrid"].contains(&b.mode.as_str()) {
-                bail!(
-                    "bitcoind.mode {:?} is not one of clearnet, tor, hybrid",
-                    b.mode
+    }
+}
+
+fn check_lan(p: &mut Problems, at: &str, l: &Option<Lan>) {
+    if let Some(l) = l {
+        if l.hosts.is_empty() {
+            p.push(
+                &format!("{at}.hosts"),
+                "empty; list the names or addresses LAN clients use",
+            );
+        }
+        for (i, h) in l.hosts.iter().enumerate() {
+            if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == '/') {
+                p.push(
+                    &format!("{at}.hosts[{i}]"),
+                    format!("{h:?} is not a host name or an address"),
                 );
             }
-            onions.extend(b.rpc_onion.iter().map(|o| ("bitcoind.rpc_onion", o)));
+        }
+        if l.port == 0 {
+            p.push(&format!("{at}.port"), "is 0");
+        }
+    }
+}
+
+impl Validate for Manifest {
+    fn validate(&self, p: &mut Problems) {
+        if self.version != VERSION {
+            p.push(
+                "version",
+                format!(
+                    "version {} is not supported (this build reads version {VERSION}); rebuild the system with a matching chainstead",
+                    self.version
+                ),
+            );
+        }
+        if let Some(b) = &self.bitcoind {
+            one_of(p, "bitcoind.mode", &b.mode, &["clearnet", "tor", "hybrid"]);
+            check_onion(p, "bitcoind.rpc_onion", &b.rpc_onion);
         }
         if let Some(f) = &self.fulcrum {
-            files.push(("fulcrum.cert_file", &f.cert_file));
-            lans.extend(f.lan.iter().map(|l| ("fulcrum.lan", l)));
-            onions.extend(f.onion_ssl.iter().map(|o| ("fulcrum.onion_ssl", o)));
-            onions.extend(f.onion_tcp.iter().map(|o| ("fulcrum.onion_tcp", o)));
+            p.absolute_path("fulcrum.cert_file", &f.cert_file);
+            check_lan(p, "fulcrum.lan", &f.lan);
+            check_onion(p, "fulcrum.onion_ssl", &f.onion_ssl);
+            check_onion(p, "fulcrum.onion_tcp", &f.onion_tcp);
         }
         if let Some(m) = &self.monerod {
-            lans.extend(m.lan.iter().map(|l| ("monerod.lan", l)));
-            onions.extend(m.onion.iter().map(|o| ("monerod.onion", o)));
+            check_lan(p, "monerod.lan", &m.lan);
+            check_onion(p, "monerod.onion", &m.onion);
         }
         if let Some(l) = &self.lnd {
-            files.push(("lnd.tls_cert_file", &l.tls_cert_file));
-            files.push(("lnd.macaroon_file", &l.macaroon_file));
-            if !["readonly", "invoice", "admin"].contains(&l.macaroon_kind.as_str()) {
-                bail!(
-                    "lnd.macaroon_kind {:?} is not one of readonly, invoice, admin",
-                    l.macaroon_kind
-                );
-            }
-            lans.extend(l.lan_rest.iter().map(|x| ("lnd.lan_rest", x)));
-            lans.extend(l.lan_grpc.iter().map(|x| ("lnd.lan_grpc", x)));
-            onions.extend(l.onion_rest.iter().map(|o| ("lnd.onion_rest", o)));
-            onions.extend(l.onion_grpc.iter().map(|o| ("lnd.onion_grpc", o)));
+            p.absolute_path("lnd.tls_cert_file", &l.tls_cert_file);
+            p.absolute_path("lnd.macaroon_file", &l.macaroon_file);
+            one_of(
+                p,
+                "lnd.macaroon_kind",
+                &l.macaroon_kind,
+                &["readonly", "invoice", "admin"],
+            );
+            check_lan(p, "lnd.lan_rest", &l.lan_rest);
+            check_lan(p, "lnd.lan_grpc", &l.lan_grpc);
+            check_onion(p, "lnd.onion_rest", &l.onion_rest);
+            check_onion(p, "lnd.onion_grpc", &l.onion_grpc);
         }
         if let Some(t) = &self.thunderhub {
-            lans.extend(t.lan.iter().map(|l| ("thunderhub.lan", l)));
-            onions.extend(t.onion.iter().map(|o| ("thunderhub.onion", o)));
+            check_lan(p, "thunderhub.lan", &t.lan);
+            check_onion(p, "thunderhub.onion", &t.onion);
         }
-        for (what, o) in onions {
-            files.push((what, &o.hostname_file));
-            if o.port == 0 {
-                bail!("{what}.port is 0; give the onion service's virtual port");
-            }
-        }
-        for (what, path) in files {
-            if !path.is_absolute() {
-                bail!("{what} {} is not an absolute path", path.display());
-            }
-        }
-        for (what, l) in lans {
-            if l.hosts.is_empty() {
-                bail!("{what}.hosts is empty; list the names or addresses LAN clients use");
-            }
-            if l.port == 0 {
-                bail!("{what}.port is 0");
-            }
-            for h in &l.hosts {
-                if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == '/') {
-                    bail!("{what}.hosts has {h:?}, which is not a host name or an address");
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -280,7 +280,7 @@ mod tests {
             (
                 "[\"192.168.1.10\"], \"port\": 18089",
                 "[], \"port\": 18089",
-                "monerod.lan.hosts is empty",
+                "monerod.lan.hosts: empty",
             ),
             ("\"node.home.arpa\"", "\"node home\"", "fulcrum.lan.hosts"),
         ] {
@@ -289,6 +289,24 @@ mod tests {
             let err = format!("{:#}", Manifest::parse(&text).unwrap_err());
             assert!(err.contains(expect), "{expect}: {err}");
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = FULL
+            .replace("\"hybrid\"", "\"onion\"")
+            .replace("\"readonly\"", "\"root\"");
+        let err = Manifest::parse(&text).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_configuration_error() {
+        let err = Manifest::load(Path::new("/nonexistent/cli.json")).unwrap_err();
+        assert_eq!(
+            chainstead_common::exit::Exit::of(&err),
+            chainstead_common::exit::Exit::Invalid
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!
 //! Ignored by default (it needs the `tor` binary); run it with
 //! `cargo test -p chainstead-cli -- --ignored`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
