@@ -112,12 +112,28 @@
           "secrets"
           "upgrade-guard"
         ];
+        # Tor and LAN access read the options of every service they reach.
+        access = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "monerod"
+          "sync-gate"
+          "fulcrum"
+          "lnd"
+          "thunderhub"
+          "tor"
+          "access"
+          "upgrade-guard"
+        ];
+        tor = self.nixosModules.access;
       };
 
       packages = forAllSystems (pkgs: {
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
+        cli = pkgs.chainstead-cli;
         upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
@@ -158,6 +174,7 @@
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-access = vmTest "access";
           chainstead-upgrade = vmTest "upgrade";
         }
       );
@@ -185,6 +202,7 @@
             pkgs.age
             pkgs.prometheus.cli
             pkgs.jq
+            pkgs.tor
           ];
         };
       });

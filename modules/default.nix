@@ -1,6 +1,7 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
-# storage first, then the chains, then what builds on them;
-# the upgrade guard last, as it wraps the services' units.
+# storage first, then the chains, then what builds on them, then how it
+# is reached (Tor, the LAN); the upgrade guard last, as it wraps the
+# services' units.
 {
   imports = [
     ./storage.nix
@@ -12,6 +13,8 @@
     ./lnd.nix
     ./thunderhub.nix
     ./backup
+    ./tor.nix
+    ./access.nix
     ./upgrade-guard.nix
   ];
 }
