@@ -10,14 +10,22 @@ use chainstead_common::retry::Backoff;
 use chainstead_common::shutdown::Shutdown;
 
 use super::{Engine, Ingest};
+use crate::manifest::TargetSpec;
 use crate::state;
 use crate::targets::{Backend, NewerOnTarget};
 use crate::version::{self, Kind, Version};
 
+type Wanted = tokio::sync::watch::Receiver<Option<Arc<Version>>>;
+
+/// How often a target that failed is probed while its backoff runs, and
+/// how long a probe may take: a target that comes back is caught up within
+/// about this long plus one push.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
 /// `push` and `snapshot`: one version to every target, waiting at most
 /// `timeout`; an error names the targets that did not acknowledge.
 pub async fn push_once(engine: Arc<Engine>, kind: Kind, timeout: Duration) -> Result<Ingest> {
-    engine.seed_from_targets().await;
+    engine.seed_in_background();
     let ingest = match kind {
         Kind::Channel => engine.ingest_channel().await?,
         Kind::Snapshot => engine.ingest_snapshot().await?,
@@ -92,6 +100,10 @@ impl Engine {
         let mut backend: Option<Backend> = None;
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
         let mut last_prune: Option<Instant> = None;
+        // The last wait was cut short, and whether a retry after a cut
+        // failed again: then the target answers but refuses the put, and
+        // the following waits run in full until a push succeeds.
+        let (mut cut, mut cut_failed) = (false, false);
         loop {
             let v = loop {
                 if let Some(v) = rx.borrow_and_update().clone() {
@@ -129,8 +141,17 @@ impl Engine {
             match result {
                 Ok(()) => {
                     backoff.reset();
-                    let ms = v.seen.elapsed().as_millis();
-                    tracing::info!("{name}: holds {} ({ms} ms after the change)", artifact.name);
+                    (cut, cut_failed) = (false, false);
+                    let after = v.seen.elapsed();
+                    tracing::info!(
+                        "{name}: holds {} ({} after the change)",
+                        artifact.name,
+                        if after < Duration::from_secs(10) {
+                            format!("{} ms", after.as_millis())
+                        } else {
+                            format!("{:.1} s", after.as_secs_f64())
+                        }
+                    );
                     let len = artifact.data.len() as u64;
                     self.store.update(|s| {
                         let lane = s.targets.entry(name.clone()).or_default().lane_mut(kind);
@@ -188,10 +209,71 @@ impl Engine {
                     });
                     // Rebuild the client next time (a fresh login, new connections).
                     backend = None;
-                    if !sd.sleep(delay).await {
-                        return;
+                    cut_failed |= cut;
+                    match self
+                        .wait_out(delay, &spec, kind, &mut rx, &mut sd, !cut_failed)
+                        .await
+                    {
+                        Some(c) => cut = c,
+                        None => return,
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits out the backoff `delay` after a failed attempt; `None` on
+    /// shutdown, else whether the wait was cut short. With `may_cut`, the
+    /// wait ends early once the target answers: it is probed (a read of
+    /// `latest`, [`Backend::probe`]) every [`PROBE_EVERY`], and at once
+    /// when a new version is wanted or a reconcile runs; PBS, which cannot
+    /// be read, is retried at once on a new version or a reconcile. A retry
+    /// after a cut that fails again shows a target that answers but refuses
+    /// the put (a full disk, a refused write): the caller then waits in
+    /// full, so such a target is not hammered.
+    async fn wait_out(
+        &self,
+        delay: Duration,
+        spec: &TargetSpec,
+        kind: Kind,
+        rx: &mut Wanted,
+        sd: &mut Shutdown,
+        may_cut: bool,
+    ) -> Option<bool> {
+        if !may_cut {
+            return sd.sleep(delay).await.then_some(false);
+        }
+        let deadline = tokio::time::Instant::now() + delay;
+        let client = Backend::from_spec(spec, &self.scratch).ok();
+        loop {
+            let next = (tokio::time::Instant::now() + PROBE_EVERY).min(deadline);
+            let event = tokio::select! {
+                _ = tokio::time::sleep_until(next) => false,
+                r = rx.changed() => {
+                    r.ok()?;
+                    true
+                }
+                _ = self.reconciled.notified() => true,
+                _ = sd.wait() => return None,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Some(false);
+            }
+            let answered = match &client {
+                None => Some(false),
+                Some(b) => match tokio::time::timeout(PROBE_EVERY, b.probe(kind)).await {
+                    Ok(Some(r)) => Some(r.is_ok()),
+                    Ok(None) => None,
+                    Err(_) => Some(false),
+                },
+            };
+            match answered {
+                Some(true) => {
+                    tracing::info!("{}: answers; retrying now", spec.name());
+                    return Some(true);
+                }
+                None if event => return Some(true),
+                Some(false) | None => {}
             }
         }
     }

@@ -2,8 +2,9 @@
 //! and packing the snapshot set; what is new is named and published, what
 //! must not be pushed is refused and recorded.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use chainstead_common::notify;
@@ -24,7 +25,24 @@ enum Read {
         name: String,
         sha: String,
         data: Vec<u8>,
+        /// When the content changed, for the delays in the log.
+        changed: Instant,
     },
+}
+
+/// When `path` last changed, by its modification time, as an instant no
+/// later than `read`: a rewrite LND makes while the pusher is starting, or
+/// while it is busy, is timed from the rewrite, not from when it was read.
+/// `read` itself if the time is unknown or in the future (a clock step).
+fn changed_at(path: &Path, read: Instant) -> Instant {
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok());
+    match age.and_then(|a| Instant::now().checked_sub(a)) {
+        Some(t) => t.min(read),
+        None => read,
+    }
 }
 
 impl Engine {
@@ -82,6 +100,7 @@ impl Engine {
                 Ok(ReadOutcome::Rejected(r)) => return Read::Rejected(r),
                 Ok(ReadOutcome::Good(d)) => d,
             };
+            let changed = changed_at(&me.m.channel_backup, seen);
             let sha = channel::sha256_hex(&data);
             let unchanged =
                 me.channel.borrow().as_ref().is_some_and(|cur| {
@@ -97,13 +116,18 @@ impl Engine {
                 version::channel_name(t, &sha)
             });
             match name {
-                Some(name) => Read::Named { name, sha, data },
+                Some(name) => Read::Named {
+                    name,
+                    sha,
+                    data,
+                    changed,
+                },
                 None => Read::Failed(anyhow::anyhow!("failed to name the channel backup")),
             }
         })
         .await
         .context("failed to join the channel.backup reader")?;
-        let (name, sha, data) = match read {
+        let (name, sha, data, changed) = match read {
             Read::Failed(e) => {
                 self.source_read(Some(format!("{e:#}")));
                 return Err(e);
@@ -124,7 +148,12 @@ impl Engine {
                 self.source_read(None);
                 return Ok(Ingest::Unchanged);
             }
-            Read::Named { name, sha, data } => (name, sha, data),
+            Read::Named {
+                name,
+                sha,
+                data,
+                changed,
+            } => (name, sha, data, changed),
         };
         self.source_read(None);
         if let Some(lnd) = &self.m.lnd {
@@ -150,7 +179,7 @@ impl Engine {
                 }
             }
         }
-        self.publish(Kind::Channel, name.clone(), sha, data, seen)
+        self.publish(Kind::Channel, name.clone(), sha, data, changed)
             .await?;
         Ok(Ingest::New(name))
     }
@@ -197,6 +226,7 @@ impl Engine {
                     name,
                     sha: built.sha256_hex,
                     data: built.nar,
+                    changed: seen,
                 },
                 None => Read::Failed(anyhow::anyhow!("failed to name the snapshot")),
             }
@@ -208,8 +238,13 @@ impl Engine {
             Read::Missing => Ok(Ingest::Missing),
             Read::Rejected(r) => Ok(Ingest::Rejected(r)),
             Read::Unchanged => Ok(Ingest::Unchanged),
-            Read::Named { name, sha, data } => {
-                self.publish(Kind::Snapshot, name.clone(), sha, data, seen)
+            Read::Named {
+                name,
+                sha,
+                data,
+                changed,
+            } => {
+                self.publish(Kind::Snapshot, name.clone(), sha, data, changed)
                     .await?;
                 Ok(Ingest::New(name))
             }

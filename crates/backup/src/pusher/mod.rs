@@ -64,6 +64,9 @@ pub struct Engine {
     naming: tokio::sync::Mutex<()>,
     /// Set once the targets' `latest` names have been read at startup.
     seeded: tokio::sync::OnceCell<()>,
+    /// Woken at every reconcile: a target task waiting out its backoff
+    /// checks whether its target answers again.
+    reconciled: tokio::sync::Notify,
 }
 
 /// What one read of channel.backup (or one snapshot) led to.
@@ -91,18 +94,6 @@ impl Engine {
             _ => None,
         };
         let local = DirStore::new(m.state_dir.join("versions"));
-        // Left by a killed writer; a temp file this young may be another
-        // process's write in progress (`push` next to the service).
-        let stale = Duration::from_secs(10);
-        local.clean_temp(Kind::Channel, stale);
-        local.clean_temp(Kind::Snapshot, stale);
-        for t in &m.targets {
-            if let TargetSpec::Directory { path, .. } = t {
-                let d = DirStore::new(path.clone());
-                d.clean_temp(Kind::Channel, stale);
-                d.clean_temp(Kind::Snapshot, stale);
-            }
-        }
         store.update(|s| {
             for t in &m.targets {
                 s.targets.entry(t.name().to_string()).or_default().kind = t.kind().to_string();
@@ -130,7 +121,8 @@ impl Engine {
                 raise(&mut floors, k, n.trim());
             }
         }
-        Ok(Arc::new(Self {
+        let engine = Arc::new(Self {
+            reconciled: tokio::sync::Notify::new(),
             floors: Mutex::new(floors),
             naming: tokio::sync::Mutex::new(()),
             seeded: tokio::sync::OnceCell::new(),
@@ -141,7 +133,27 @@ impl Engine {
             channel: tokio::sync::watch::channel(None).0,
             snapshot: tokio::sync::watch::channel(None).0,
             m,
-        }))
+        });
+        engine.clean_temp();
+        Ok(engine)
+    }
+
+    /// Removes the temporary files a killed writer (kill -9 mid-write) left
+    /// in the local copies and in directory targets: at start and at every
+    /// reconcile. Only files at least 10 s old: a younger one may be a write
+    /// in progress, by this process or another (`push` next to the service).
+    pub(super) fn clean_temp(&self) {
+        let stale = Duration::from_secs(10);
+        let dirs = std::iter::once(self.local.clone()).chain(self.m.targets.iter().filter_map(
+            |t| match t {
+                TargetSpec::Directory { path, .. } => Some(DirStore::new(path.clone())),
+                _ => None,
+            },
+        ));
+        for d in dirs {
+            d.clean_temp(Kind::Channel, stale);
+            d.clean_temp(Kind::Snapshot, stale);
+        }
     }
 
     pub(super) fn wanted(&self, kind: Kind) -> &Wanted {

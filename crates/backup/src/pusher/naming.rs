@@ -61,9 +61,20 @@ impl Engine {
         }
     }
 
+    /// Starts [`Self::seed_from_targets`] without waiting for it: a target
+    /// that is slow to answer (or never does) must not delay the first
+    /// read and push to the others. A name given out before a target's
+    /// `latest` was seen does no harm: that target's put reports the newer
+    /// name ([`crate::targets::NewerOnTarget`]) and the content is named
+    /// anew after it.
+    pub(super) fn seed_in_background(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move { me.seed_from_targets().await });
+    }
+
     /// Reads every readable target's `latest` once (5 s each, all at
     /// once), so a name taken while the clock ran ahead, and kept only on
-    /// a target, raises the floor before the first name is given out. An
+    /// a target, raises the floor as soon as the target answers. An
     /// unreachable target is skipped: its put reports the conflict later.
     pub async fn seed_from_targets(&self) {
         self.seeded

@@ -55,12 +55,17 @@ type Dirs = Arc<Mutex<HashMap<inotify::WatchDescriptor, PathBuf>>>;
 
 /// The events that matter in a watched directory. Files are replaced by
 /// rename, so a watch on the file itself would go stale after the first
-/// rewrite. DELETE_SELF/MOVE_SELF: the watched directory itself was
+/// rewrite. DELETE, MOVED_FROM and ATTRIB: a file was removed, renamed away
+/// or had its mode or owner changed, which the next read must report at
+/// once rather than at the next reconcile. DELETE_SELF/MOVE_SELF: the watched directory itself was
 /// removed or renamed away (replaced); IGNORED follows when the kernel
 /// drops a watch. Either way the path is watched anew at once.
 fn mask() -> inotify::WatchMask {
     inotify::WatchMask::MOVED_TO
         | inotify::WatchMask::CLOSE_WRITE
+        | inotify::WatchMask::DELETE
+        | inotify::WatchMask::MOVED_FROM
+        | inotify::WatchMask::ATTRIB
         | inotify::WatchMask::DELETE_SELF
         | inotify::WatchMask::MOVE_SELF
 }
@@ -189,7 +194,7 @@ async fn on_events(
 /// Each kick reads channel.backup once; kicks during a read coalesce into
 /// one more read, which sees the newest file.
 async fn channel_loop(engine: Arc<Engine>, kick: Arc<Notify>, mut sd: Shutdown) {
-    engine.seed_from_targets().await;
+    engine.seed_in_background();
     loop {
         match engine.ingest_channel().await {
             Ok(Ingest::Missing) => tracing::warn!(
@@ -209,7 +214,7 @@ async fn channel_loop(engine: Arc<Engine>, kick: Arc<Notify>, mut sd: Shutdown) 
 /// As [`channel_loop`] for the snapshot set, settling a second after a
 /// kick (editors write several times in a row).
 async fn snapshot_loop(engine: Arc<Engine>, kick: Arc<Notify>, mut sd: Shutdown) {
-    engine.seed_from_targets().await;
+    engine.seed_in_background();
     loop {
         if let Err(e) = engine.ingest_snapshot().await {
             tracing::error!("{e:#}");
@@ -268,6 +273,10 @@ pub async fn watch(engine: Arc<Engine>, sd: Shutdown) -> Result<()> {
             _ = reconcile.tick() => {
                 watcher.add();
                 kicks.channel.notify_one();
+                engine.reconciled.notify_waiters();
+                // Off the runtime: a directory target may be a hung mount.
+                let e = engine.clone();
+                drop(tokio::task::spawn_blocking(move || e.clean_temp()));
             }
             _ = snap_timer.tick() => kicks.snapshot.notify_one(),
             _ = sd_main.wait() => break,
