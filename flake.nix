@@ -112,14 +112,29 @@
           "secrets"
           "upgrade-guard"
         ];
+        # Tor and LAN access read the options of every service they reach.
+        access = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "monerod"
+          "sync-gate"
+          "fulcrum"
+          "lnd"
+          "thunderhub"
+          "tor"
+          "access"
+          "upgrade-guard"
+        ];
+        tor = self.nixosModules.access;
       };
 
       packages = forAllSystems (pkgs: {
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
-        upgrade-guard = pkgs.chainstead-upgrade-guard;
         cli = pkgs.chainstead-cli;
+        upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
         # The services.chainstead.* reference (docs/options.md, as nixpkgs'
@@ -154,10 +169,12 @@
           module-eval = import ./checks/eval/flake-check.nix { inherit pkgs lib; };
           lint = import ./checks/lint.nix { inherit pkgs; };
           chainstead-storage = vmTest "storage";
+          chainstead-nfs-bulk = vmTest "nfs-bulk";
           chainstead-sync-gate = vmTest "sync-gate";
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-access = vmTest "access";
           chainstead-upgrade = vmTest "upgrade";
         }
       );
@@ -185,6 +202,7 @@
             pkgs.age
             pkgs.prometheus.cli
             pkgs.jq
+            pkgs.tor
           ];
         };
       });

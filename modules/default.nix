@@ -1,7 +1,7 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
-# storage first, then the chains, then what builds on them;
-# the upgrade guard, as it wraps the services' units; `chainstead status`
-# last, as it reads every module's options.
+# storage first, then the chains, then what builds on them, then how it
+# is reached (Tor, the LAN); the upgrade guard, as it wraps the services'
+# units; `chainstead status` last, as it reads every module's options.
 {
   imports = [
     ./storage.nix
@@ -13,6 +13,8 @@
     ./lnd.nix
     ./thunderhub.nix
     ./backup
+    ./tor.nix
+    ./access.nix
     ./upgrade-guard.nix
     ./status.nix
   ];

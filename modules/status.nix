@@ -139,6 +139,7 @@ let
     inherit (cfg) package;
     name = "chainstead-status";
     value = manifest;
+    validate = "status --validate";
   };
 in
 {
@@ -215,7 +216,7 @@ in
       readOnly = true;
       default = checkedManifest;
       defaultText = literalExpression "the rendered, checked manifest";
-      description = "The manifest `chainstead status` reads (/etc/chainstead/status.json), checked with `chainstead validate`.";
+      description = "The manifest `chainstead status` reads (/etc/chainstead/status.json), checked with `chainstead status --validate`.";
     };
   };
 

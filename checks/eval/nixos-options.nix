@@ -12,6 +12,7 @@
     ./nixos-options/prometheus.nix
     ./nixos-options/systemd.nix
     ./nixos-options/tmpfiles.nix
+    ./nixos-options/tor.nix
     ./nixos-options/users-groups.nix
   ];
 }

@@ -141,12 +141,12 @@ let
       mainProgram = "chainstead-backup";
     }
     {
-      pname = "chainstead-upgrade-guard";
-      mainProgram = "chainstead-upgrade-guard";
-    }
-    {
       pname = "chainstead-cli";
       mainProgram = "chainstead";
+    }
+    {
+      pname = "chainstead-upgrade-guard";
+      mainProgram = "chainstead-upgrade-guard";
     }
   ];
 

@@ -1,6 +1,8 @@
 # A configuration with every chainstead unit in it: the five services, the
 # sync gates, a secret loader per consumer (OpenBao by AppRole), LND's seed
-# store, the backup pusher and both storage tiers' setup units. Evaluated by
+# store, the backup pusher, both storage tiers' setup units, Tor for every
+# service (hybrid) and a LAN switch (Fulcrum: the certificate step in its
+# ExecStartPre). tor.service is nixpkgs' own unit, not scored here. Evaluated by
 # units.nix for the hardening table; not a host anyone deploys.
 {
   services.chainstead = {
@@ -35,6 +37,12 @@
     backup = {
       enable = true;
       targets.hdd.directory.path = "/srv/bulk/lnd-channel-backups";
+    };
+    tor.enable = true;
+    access.lan.fulcrum = {
+      enable = true;
+      allowedClients = [ "192.168.1.0/24" ];
+      names = [ "node.home.arpa" ];
     };
   };
 }

@@ -1,6 +1,2 @@
-# chainstead-cli alone (the operator's `chainstead` command); see ./default.nix.
-{ callPackage }:
-callPackage ./default.nix {
-  crate = "cli";
-  mainProgram = "chainstead";
-}
+# chainstead-cli (the `chainstead` operator command) alone; see ./default.nix.
+{ callPackage }: callPackage ./default.nix { crate = "cli"; }

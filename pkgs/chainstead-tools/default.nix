@@ -5,8 +5,6 @@
   lib,
   rustPlatform,
   crate ? null,
-  # The binary `lib.getExe` runs, when it is not named after the crate.
-  mainProgram ? "chainstead-${crate}",
 }:
 let
   workspace = (lib.importTOML ../../Cargo.toml).workspace.package;
@@ -38,12 +36,15 @@ rustPlatform.buildRustPackage {
   meta = {
     description =
       if crate == null then
-        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard"
+        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard, the chainstead command"
       else
         "chainstead-${crate}, a helper tool of the chainstead NixOS stack";
     homepage = workspace.repository;
     license = lib.licenses.mit;
     platforms = lib.platforms.linux;
   }
-  // lib.optionalAttrs (crate != null) { inherit mainProgram; };
+  # The operator command is `chainstead`; every other tool is named after its crate.
+  // lib.optionalAttrs (crate != null) {
+    mainProgram = if crate == "cli" then "chainstead" else "chainstead-${crate}";
+  };
 }

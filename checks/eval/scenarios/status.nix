@@ -111,7 +111,7 @@ in
     (h.expectEqual "installed at /etc/chainstead/status.json" full.system.build.chainstead-status-manifest
       full.environment.etc."chainstead/status.json".source
     )
-    (h.expectContains "checked with `chainstead validate` when built" "/bin/chainstead validate --manifest"
+    (h.expectContains "checked with `chainstead status --validate` when built" "/bin/chainstead status --validate --manifest"
       full.system.build.chainstead-status-manifest.buildCommand
     )
   ];

@@ -1,5 +1,16 @@
-//! chainstead-cli: the operator's command `chainstead`. `status` reports
-//! on every enabled service (docs/status.md).
+//! chainstead-cli: the `chainstead` operator command.
+//!
+//! One module per subcommand ([`connect`], [`cert`], [`status`]),
+//! dispatched from [`cli`]; the pieces they share ([`manifest`], [`onion`],
+//! [`lndconnect`], [`fingerprint`]) beside them.
 
+pub mod cert;
 pub mod cli;
+pub mod connect;
+pub mod fingerprint;
+pub mod lndconnect;
+pub mod manifest;
+pub mod onion;
 pub mod status;
+
+pub use manifest::Manifest;

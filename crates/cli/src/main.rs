@@ -1,4 +1,5 @@
-//! chainstead: the operator's command. All work is in the library.
+//! chainstead: the operator's command. See [`chainstead_cli::cli`] and
+//! docs/access.md.
 
 use std::process::ExitCode;
 

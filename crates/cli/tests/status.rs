@@ -444,7 +444,7 @@ fn cli_exit_codes_and_json() {
     let bad = scene.p("bad.json");
     std::fs::write(&bad, r#"{"version": 1, "timeout_secs": 30}"#).unwrap();
     let out = bin()
-        .args(["validate", "--manifest"])
+        .args(["status", "--validate", "--manifest"])
         .arg(&bad)
         .output()
         .unwrap();
@@ -471,7 +471,7 @@ fn cli_exit_codes_and_json() {
     };
     write(&xmr.url());
     let out = bin()
-        .args(["validate", "--manifest"])
+        .args(["status", "--validate", "--manifest"])
         .arg(&good)
         .output()
         .unwrap();

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod first_sync;
 pub mod gate;
 pub mod http;
 pub mod manifest;

@@ -24,6 +24,9 @@ pub struct Args {
     /// Print the report as JSON (schema in docs/status.md).
     #[arg(long)]
     pub json: bool,
+    /// Only validate the manifest offline. Exit 0 valid, 2 invalid.
+    #[arg(long, conflicts_with = "json")]
+    pub validate: bool,
 }
 
 /// The exit status of a report: 0 all fine, 1 something needs attention.
@@ -45,6 +48,9 @@ pub fn report(m: &Manifest, units: &dyn units::UnitSource) -> anyhow::Result<Rep
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if args.validate {
+        return validate(&args.manifest);
+    }
     let m = Manifest::load(&args.manifest)?;
     let r = report(&m, &units::Systemctl::default())?;
     if args.json {
