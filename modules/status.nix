@@ -87,6 +87,18 @@ let
     )
     ++ lib.optional thunderhub.enable (service "thunderhub" { });
 
+  # The onion services modules/tor.nix made, by their hostname files (read
+  # when `status` runs; Tor keeps its onion directories 0700 unless told
+  # HiddenServiceDirGroupReadable, so an operator may see a permission error
+  # where root sees the name).
+  onionAddresses = lib.mapAttrsToList (name: file: {
+    service = lib.removePrefix "chainstead-" name;
+    kind = "onion";
+    port = null;
+    address = null;
+    hostname_file = file;
+  }) (top.tor.onionServices or { });
+
   manifest = {
     version = 1;
     timeout_secs = cfg.timeoutSecs;
@@ -123,7 +135,7 @@ let
         inherit (storage.${tier}) path;
       }
     ) [ "fast" "bulk" ];
-    addresses = map (a: {
+    addresses = onionAddresses ++ map (a: {
       inherit (a)
         service
         kind
@@ -196,7 +208,11 @@ in
         }
       );
       default = [ ];
-      description = "Where clients connect (onion, LAN), shown by `chainstead status`; empty until configured.";
+      description = ''
+        More addresses clients connect to (LAN names, onion services made
+        elsewhere), shown by `chainstead status` after the onion services of
+        `services.chainstead.tor`.
+      '';
     };
 
     timeoutSecs = mkOption {

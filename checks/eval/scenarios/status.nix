@@ -43,6 +43,14 @@ let
     ];
   };
   moneroOnly = node { monerod.enable = true; };
+  withTor = node {
+    bitcoind.enable = true;
+    lnd.enable = true;
+    tor = {
+      enable = true;
+      lnd.restOnion = true;
+    };
+  };
   disabled = h.evalConfig [
     {
       services.chainstead = {
@@ -106,6 +114,15 @@ in
     ] m.tiers)
     (h.expectEqual "the onion address file" "/var/lib/tor/onion/lnd/hostname" (lib.head m.addresses).hostname_file)
     (h.expectEqual "no addresses unless configured" [ ] (manifest moneroOnly).addresses)
+    (h.expectEqual "the onion services of the tor module, by hostname file" [
+      {
+        service = "lnd-rest";
+        kind = "onion";
+        port = null;
+        address = null;
+        hostname_file = withTor.services.chainstead.tor.onionServices.chainstead-lnd-rest;
+      }
+    ] (lib.filter (a: a.service == "lnd-rest") (manifest withTor).addresses))
     (h.expectEqual "no backup section without the backup module" null (manifest moneroOnly).backup)
     (h.expectNoSecrets "the manifest holds no secret" { value = m; })
     (h.expectEqual "installed at /etc/chainstead/status.json" full.system.build.chainstead-status-manifest
