@@ -352,3 +352,78 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         })
         .map(|v| v.trim().parse().unwrap())
 }
+
+// ------------------------------------------------------------- monerod
+
+/// A regtest monerod on loopback, offline (no peers), as the sync gate's
+/// tests start it; killed when dropped.
+pub struct Monerod {
+    pub child: chainstead_testkit::ChildGuard,
+    pub rpc: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Monerod {
+    pub fn start() -> Self {
+        use std::process::Stdio;
+        let dir = tempfile::tempdir().unwrap();
+        let rpc = chainstead_testkit::free_port();
+        let p2p = chainstead_testkit::free_port();
+        let child = Command::new(require_binary("monerod"))
+            .args([
+                "--regtest",
+                "--offline",
+                "--fixed-difficulty",
+                "1",
+                "--rpc-ssl",
+                "disabled",
+                "--non-interactive",
+                "--no-igd",
+                "--no-zmq",
+                "--log-level",
+                "0",
+                "--p2p-bind-ip",
+                "127.0.0.1",
+                "--rpc-bind-ip",
+                "127.0.0.1",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--p2p-bind-port", &p2p.to_string()])
+            .args(["--rpc-bind-port", &rpc.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = chainstead_testkit::ChildGuard::new(child);
+        child.wait_for_tcp(
+            ([127, 0, 0, 1], rpc).into(),
+            std::time::Duration::from_secs(90),
+        );
+        Self {
+            child,
+            rpc,
+            _dir: dir,
+        }
+    }
+
+    pub fn manifest(&self) -> Value {
+        json!({"rpc_url": format!("http://127.0.0.1:{}", self.rpc), "nettype": "fakechain"})
+    }
+}
+
+/// Polls `f` every 250 ms until it returns Some, for at most `secs`.
+pub async fn eventually<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "{what} did not happen within {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
