@@ -58,11 +58,13 @@
           "storage"
           "secrets"
           "bitcoind"
+          "upgrade-guard"
         ];
         monerod = component [
           "storage"
           "secrets"
           "monerod"
+          "upgrade-guard"
         ];
         sync-gate = component [
           "storage"
@@ -76,6 +78,7 @@
           "bitcoind"
           "sync-gate"
           "fulcrum"
+          "upgrade-guard"
         ];
         lnd = component [
           "storage"
@@ -83,6 +86,7 @@
           "bitcoind"
           "sync-gate"
           "lnd"
+          "upgrade-guard"
         ];
         thunderhub = component [
           "storage"
@@ -91,6 +95,7 @@
           "sync-gate"
           "lnd"
           "thunderhub"
+          "upgrade-guard"
         ];
         backup = component [
           "storage"
@@ -99,6 +104,13 @@
           "sync-gate"
           "lnd"
           "backup"
+          "upgrade-guard"
+        ];
+        # The guard of whichever guarded services are imported beside it.
+        upgrade-guard = component [
+          "storage"
+          "secrets"
+          "upgrade-guard"
         ];
       };
 
@@ -106,8 +118,15 @@
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
+        upgrade-guard = pkgs.chainstead-upgrade-guard;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
+        # The services.chainstead.* reference (docs/options.md, as nixpkgs'
+        # nixosOptionsDoc renders it).
+        options-doc = import ./checks/options-doc/package.nix {
+          inherit pkgs lib;
+          inherit (host pkgs.stdenv.hostPlatform.system { }) options;
+        };
       });
 
       nixosConfigurations = {
@@ -138,6 +157,7 @@
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-upgrade = vmTest "upgrade";
         }
       );
 

@@ -1,5 +1,6 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
-# storage first, then the chains, then what builds on them.
+# storage first, then the chains, then what builds on them;
+# the upgrade guard last, as it wraps the services' units.
 {
   imports = [
     ./storage.nix
@@ -11,5 +12,6 @@
     ./lnd.nix
     ./thunderhub.nix
     ./backup
+    ./upgrade-guard.nix
   ];
 }

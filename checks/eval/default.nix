@@ -145,6 +145,11 @@ in
       modules = modules';
     };
 
+  # A unit's ExecStartPre/ExecStartPost without the upgrade guard's verify
+  # and record steps, which modules/upgrade-guard.nix adds to every guarded
+  # service: for checks about the service module's own steps.
+  ownSteps = builtins.filter (c: !hasInfix "/bin/chainstead-upgrade-guard " c);
+
   expectTrue = name: ok: detail: check name ok detail;
 
   expectEqual =

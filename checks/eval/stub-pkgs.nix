@@ -103,6 +103,9 @@ let
       mainProgram = "curl";
     }
     { pname = "util-linux"; }
+    # For snapshots before an upgrade; neither sets mainProgram in nixpkgs.
+    { pname = "zfs"; }
+    { pname = "btrfs-progs"; }
     {
       pname = "age";
       mainProgram = "age";
@@ -136,6 +139,10 @@ let
     {
       pname = "chainstead-backup";
       mainProgram = "chainstead-backup";
+    }
+    {
+      pname = "chainstead-upgrade-guard";
+      mainProgram = "chainstead-upgrade-guard";
     }
   ];
 

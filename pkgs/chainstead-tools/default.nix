@@ -1,5 +1,5 @@
 # The chainstead Rust tools, built from this repository's Cargo workspace.
-# `crate = null` builds and tests the whole workspace (all three binaries);
+# `crate = null` builds and tests the whole workspace (every binary);
 # a crate name builds just that tool, so each module pulls in only its own.
 {
   lib,
@@ -36,7 +36,7 @@ rustPlatform.buildRustPackage {
   meta = {
     description =
       if crate == null then
-        "chainstead's helper tools: sync gate, secret loader, backup pusher"
+        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard"
       else
         "chainstead-${crate}, a helper tool of the chainstead NixOS stack";
     homepage = workspace.repository;

@@ -94,9 +94,9 @@ in
     (h.expectContains "the config is passed by path" "'-conf=${mainnet.services.chainstead.bitcoind.configFile}'"
       (service mainnet).serviceConfig.ExecStart
     )
-    (h.expectEqual "no cookie chmod needed on bitcoind >= 28" [ ] (service mainnet).serviceConfig.ExecStartPost)
+    (h.expectEqual "no cookie chmod needed on bitcoind >= 28" [ ] (h.ownSteps (service mainnet).serviceConfig.ExecStartPost))
     (h.expectEqual "bitcoind < 28 gets a privileged chmod of the cookie after start" 1 (
-      lib.length (service (node { package = bitcoindAt "27.0"; })).serviceConfig.ExecStartPost
+      lib.length (h.ownSteps (service (node { package = bitcoindAt "27.0"; })).serviceConfig.ExecStartPost)
     ))
     (h.expectNotContains "bitcoind < 28 gets no rpccookieperms (it would refuse to start)" "rpccookieperms" (
       conf (node { package = bitcoindAt "27.0"; })

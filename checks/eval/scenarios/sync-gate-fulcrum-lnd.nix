@@ -247,18 +247,19 @@ in
         ""
     )
     (h.expectEqual "the self-signed certificate is made before the start" 1
-      (lib.length (svc both "fulcrum").serviceConfig.ExecStartPre)
+      (lib.length (h.ownSteps (svc both "fulcrum").serviceConfig.ExecStartPre))
     )
     (h.expectEqual "no certificate step with a provided certificate" 0
-      (lib.length
-        (svc (node {
-          fulcrum = {
-            enable = true;
-            ssl.certFile = "/var/lib/acme/e/fullchain.pem";
-            ssl.keyFile = "/var/lib/acme/e/key.pem";
-          };
-        }) "fulcrum").serviceConfig.ExecStartPre
-      )
+      (lib.length (
+        h.ownSteps
+          (svc (node {
+            fulcrum = {
+              enable = true;
+              ssl.certFile = "/var/lib/acme/e/fullchain.pem";
+              ssl.keyFile = "/var/lib/acme/e/key.pem";
+            };
+          }) "fulcrum").serviceConfig.ExecStartPre
+      ))
     )
     (h.expectTrue "enabling Fulcrum turns txindex on" both.services.chainstead.bitcoind.txindex "")
     (h.expectTrue "LND alone leaves txindex off" (!lndOnly.services.chainstead.bitcoind.txindex) "")

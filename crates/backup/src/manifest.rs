@@ -4,23 +4,13 @@
 //! files it names, as they may not exist when the system is built).
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use chainstead_common::manifest::{self, PlainHttp, Problems, Validate};
 use serde::{Deserialize, Serialize};
 
-/// A manifest that parsed but cannot be used; `main` exits 2 for it.
-#[derive(Debug)]
-pub struct Invalid(pub String);
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid manifest: {}", self.0)
-    }
-}
-
-impl std::error::Error for Invalid {}
+/// A manifest that cannot be used; `main` exits 2 for it.
+pub use chainstead_common::manifest::Invalid;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -237,14 +227,10 @@ impl TargetSpec {
 pub const LOCAL_TARGET: &str = "local";
 
 impl Manifest {
-    /// Reads and parses; a parse error is [`Invalid`] (exit 2).
+    /// Reads, parses and validates; the error names every problem (see
+    /// [`chainstead_common::manifest::load`]).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        let m: Manifest =
-            serde_json::from_str(&text).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
-        m.validate()?;
-        Ok(m)
+        manifest::load(path)
     }
 
     pub fn metrics_file(&self) -> Option<PathBuf> {
@@ -257,104 +243,131 @@ impl Manifest {
 
     /// Offline checks; every message names the field and what to do.
     pub fn validate(&self) -> Result<(), Invalid> {
-        let bad = |msg: String| Err(Invalid(msg));
+        self.check()
+    }
+}
+
+impl Validate for Manifest {
+    fn validate(&self, p: &mut Problems) {
         if self.version != 1 {
-            return bad(format!(
-                "version: {} is not supported; this tool reads version 1",
-                self.version
-            ));
+            p.push(
+                "version",
+                format!(
+                    "{} is not supported; this tool reads version 1",
+                    self.version
+                ),
+            );
         }
-        absolute("channel_backup", &self.channel_backup)?;
-        if self.channel_backup.file_name().is_none() {
-            return bad("channel_backup: name LND's channel.backup file, not a directory".into());
+        if p.absolute_path("channel_backup", &self.channel_backup)
+            && self.channel_backup.file_name().is_none()
+        {
+            p.push(
+                "channel_backup",
+                "name LND's channel.backup file, not a directory",
+            );
         }
-        absolute("state_dir", &self.state_dir)?;
+        p.absolute_path("state_dir", &self.state_dir);
         if let Some(d) = &self.metrics_dir {
-            absolute("metrics_dir", d)?;
+            p.absolute_path("metrics_dir", d);
         }
         if let Some(i) = &self.instance {
-            plain_name("instance", i)?;
+            p.plain_name("instance", i);
         }
         if self.reconcile_interval_secs == 0 {
-            return bad("reconcile_interval_secs: must be at least 1".into());
+            p.push("reconcile_interval_secs", "must be at least 1");
         }
         if let Some(l) = &self.lnd {
-            let url = reqwest::Url::parse(&l.rest_url)
-                .map_err(|e| Invalid(format!("lnd.rest_url: {e}; give https://host:port")))?;
-            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            match (url.scheme(), &l.tls_cert_file) {
-                ("https", Some(cert)) => secret_path("lnd.tls_cert_file", cert)?,
-                ("https", None) => {
-                    return bad("lnd.tls_cert_file: give LND's tls.cert to trust its REST API".into())
-                }
-                ("http", None) if loopback => {}
-                _ => {
-                    return bad(
-                        "lnd.rest_url: use https with tls_cert_file (plain http only on loopback with LND's no-rest-tls)"
-                            .into(),
-                    )
-                }
-            }
-            secret_path("lnd.macaroon_file", &l.macaroon_file)?;
+            validate_lnd(p, l);
         }
         if let Some(e) = &self.encryption {
             if e.recipients.is_empty() {
-                return bad("encryption.recipients: give at least one age1... public key".into());
+                p.push(
+                    "encryption.recipients",
+                    "give at least one age1... public key",
+                );
             }
             for (i, r) in e.recipients.iter().enumerate() {
-                r.parse::<age::x25519::Recipient>().map_err(|err| {
-                    Invalid(format!(
-                        "encryption.recipients[{i}]: not an age X25519 recipient ({err})"
-                    ))
-                })?;
+                if let Err(err) = r.parse::<age::x25519::Recipient>() {
+                    p.push(
+                        &format!("encryption.recipients[{i}]"),
+                        format!("not an age X25519 recipient ({err})"),
+                    );
+                }
             }
             if let Some(id) = &e.identity_file {
-                secret_path("encryption.identity_file", id)?;
+                p.secret_file("encryption.identity_file", id);
             }
         }
         if self.retention.keep_last == 0 {
-            return bad("retention.keep_last: must be at least 1".into());
+            p.push("retention.keep_last", "must be at least 1");
         }
         if let Some(s) = &self.snapshot {
             if s.interval_secs == 0 {
-                return bad("snapshot.interval_secs: must be at least 1".into());
+                p.push("snapshot.interval_secs", "must be at least 1");
             }
             for (i, f) in s.files.iter().enumerate() {
-                absolute(&format!("snapshot.files[{i}]"), f)?;
-                if f.file_name().is_none() {
-                    return bad(format!("snapshot.files[{i}]: name a file"));
+                let at = format!("snapshot.files[{i}]");
+                if p.absolute_path(&at, f) && f.file_name().is_none() {
+                    p.push(&at, "name a file");
                 }
             }
         }
         if self.targets.is_empty() {
-            return bad("targets: configure at least one backup target".into());
+            p.push("targets", "configure at least one backup target");
         }
         let mut names = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let field = format!("targets[{i}]");
-            plain_name(&format!("{field}.name"), t.name())?;
-            if t.name() == LOCAL_TARGET {
-                return bad(format!(
-                    "{field}.name: \"{LOCAL_TARGET}\" is reserved for the local copies in state_dir"
-                ));
-            }
-            if !names.insert(t.name().to_string()) {
-                return bad(format!("{field}.name: \"{}\" is used twice", t.name()));
+            let at = format!("{field}.name");
+            if p.plain_name(&at, t.name()) {
+                if t.name() == LOCAL_TARGET {
+                    p.push(
+                        &at,
+                        format!("\"{LOCAL_TARGET}\" is reserved for the local copies in state_dir"),
+                    );
+                } else if !names.insert(t.name().to_string()) {
+                    p.push(&at, format!("\"{}\" is used twice", t.name()));
+                }
             }
             if t.encrypt() && self.encryption.is_none() {
-                return bad(format!(
-                    "{field}.encrypt: set encryption.recipients to encrypt this target"
-                ));
+                p.push(
+                    &format!("{field}.encrypt"),
+                    "set encryption.recipients to encrypt this target",
+                );
             }
-            validate_target(&field, t)?;
+            validate_target(p, &field, t);
         }
-        Ok(())
     }
 }
 
-fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
+fn validate_lnd(p: &mut Problems, l: &LndVerify) {
+    // Plain http only to loopback, for LND's `no-rest-tls`.
+    let Some(url) = p.http_url("lnd.rest_url", &l.rest_url, PlainHttp::Loopback) else {
+        return;
+    };
+    match (url.scheme(), &l.tls_cert_file) {
+        ("https", Some(cert)) => {
+            p.secret_file("lnd.tls_cert_file", cert);
+        }
+        ("https", None) => p.push(
+            "lnd.tls_cert_file",
+            "give LND's tls.cert to trust its REST API",
+        ),
+        (_, None) => {}
+        (_, Some(_)) => p.push(
+            "lnd.rest_url",
+            "use https with tls_cert_file (plain http only on loopback with LND's no-rest-tls)",
+        ),
+    }
+    p.secret_file("lnd.macaroon_file", &l.macaroon_file);
+}
+
+fn validate_target(p: &mut Problems, field: &str, t: &TargetSpec) {
+    let at = |f: &str| format!("{field}.{f}");
     match t {
-        TargetSpec::Directory { path, .. } => absolute(&format!("{field}.path"), path),
+        TargetSpec::Directory { path, .. } => {
+            p.absolute_path(&at("path"), path);
+        }
         TargetSpec::S3 {
             endpoint,
             bucket,
@@ -364,20 +377,23 @@ fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
             allow_http,
             ..
         } => {
-            http_url(&format!("{field}.endpoint"), endpoint, *allow_http)?;
+            let http = if *allow_http {
+                PlainHttp::Anywhere
+            } else {
+                PlainHttp::Loopback
+            };
+            p.http_url(&at("endpoint"), endpoint, http);
             if bucket.is_empty() {
-                return Err(Invalid(format!("{field}.bucket: name the bucket")));
+                p.push(&at("bucket"), "name the bucket");
             }
             if region.is_empty() {
-                return Err(Invalid(format!(
-                    "{field}.region: give the region the server signs for (Garage: \"garage\")"
-                )));
+                p.push(
+                    &at("region"),
+                    "give the region the server signs for (Garage: \"garage\")",
+                );
             }
-            secret_path(&format!("{field}.access_key_id_file"), access_key_id_file)?;
-            secret_path(
-                &format!("{field}.secret_access_key_file"),
-                secret_access_key_file,
-            )
+            p.secret_file(&at("access_key_id_file"), access_key_id_file);
+            p.secret_file(&at("secret_access_key_file"), secret_access_key_file);
         }
         TargetSpec::Webdav {
             url,
@@ -385,11 +401,11 @@ fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
             password_file,
             ..
         } => {
-            http_url(&format!("{field}.url"), url, false)?;
+            p.http_url(&at("url"), url, PlainHttp::Loopback);
             if user.is_empty() {
-                return Err(Invalid(format!("{field}.user: give the WebDAV user")));
+                p.push(&at("user"), "give the WebDAV user");
             }
-            secret_path(&format!("{field}.password_file"), password_file)
+            p.secret_file(&at("password_file"), password_file);
         }
         TargetSpec::Openbao {
             address,
@@ -400,9 +416,10 @@ fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
             kv_version,
             ..
         } => {
-            reqwest::Url::parse(address).map_err(|e| Invalid(format!("{field}.address: {e}")))?;
+            // The token and the backup would cross the network in the clear.
+            p.http_url(&at("address"), address, PlainHttp::Loopback);
             if let Some(ca) = ca_file {
-                absolute(&format!("{field}.ca_file"), ca)?;
+                p.absolute_path(&at("ca_file"), ca);
             }
             match auth {
                 BaoAuth::Approle {
@@ -410,25 +427,19 @@ fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
                     secret_id_file,
                     ..
                 } => {
-                    secret_path(&format!("{field}.auth.approle.role_id_file"), role_id_file)?;
-                    secret_path(
-                        &format!("{field}.auth.approle.secret_id_file"),
-                        secret_id_file,
-                    )?;
+                    p.secret_file(&at("auth.approle.role_id_file"), role_id_file);
+                    p.secret_file(&at("auth.approle.secret_id_file"), secret_id_file);
                 }
                 BaoAuth::Token { token_file } => {
-                    secret_path(&format!("{field}.auth.token.token_file"), token_file)?
+                    p.secret_file(&at("auth.token.token_file"), token_file);
                 }
             }
             if mount.is_empty() || path.is_empty() {
-                return Err(Invalid(format!(
-                    "{field}.mount/path: name the KV mount and the secret path"
-                )));
+                p.push(&at("mount/path"), "name the KV mount and the secret path");
             }
             if *kv_version != 1 && *kv_version != 2 {
-                return Err(Invalid(format!("{field}.kv_version: must be 1 or 2")));
+                p.push(&at("kv_version"), "must be 1 or 2");
             }
-            Ok(())
         }
         TargetSpec::Pbs {
             repository,
@@ -438,77 +449,15 @@ fn validate_target(field: &str, t: &TargetSpec) -> Result<(), Invalid> {
             ..
         } => {
             if repository.is_empty() {
-                return Err(Invalid(format!(
-                    "{field}.repository: give [[user@realm@]server[:port]:]datastore"
-                )));
+                p.push(
+                    &at("repository"),
+                    "give [[user@realm@]server[:port]:]datastore",
+                );
             }
-            plain_name(&format!("{field}.backup_id"), backup_id)?;
-            secret_path(&format!("{field}.password_file"), password_file)?;
-            absolute(&format!("{field}.client_binary"), client_binary)
+            p.plain_name(&at("backup_id"), backup_id);
+            p.secret_file(&at("password_file"), password_file);
+            p.absolute_path(&at("client_binary"), client_binary);
         }
-    }
-}
-
-fn absolute(field: &str, p: &Path) -> Result<(), Invalid> {
-    if p.is_absolute() {
-        Ok(())
-    } else {
-        Err(Invalid(format!(
-            "{field}: {} is not an absolute path",
-            p.display()
-        )))
-    }
-}
-
-/// Credential files must be absolute and outside the world-readable store.
-fn secret_path(field: &str, p: &Path) -> Result<(), Invalid> {
-    absolute(field, p)?;
-    if p.starts_with("/nix/store") {
-        return Err(Invalid(format!(
-            "{field}: {} is in the Nix store, which every user can read; \
-             point it at a file of the secrets loader (/run/chainstead/secrets/backup/...)",
-            p.display()
-        )));
-    }
-    Ok(())
-}
-
-fn plain_name(field: &str, s: &str) -> Result<(), Invalid> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid(format!(
-            "{field}: \"{s}\" must be 1-64 letters, digits, '-' or '_'"
-        )))
-    }
-}
-
-fn http_url(field: &str, s: &str, allow_http: bool) -> Result<(), Invalid> {
-    let url = reqwest::Url::parse(s).map_err(|e| Invalid(format!("{field}: {e}")))?;
-    // The manifest is in the Nix store and the URL reaches logs: a
-    // password in it would be readable by everyone. (The value is not
-    // repeated in the message for the same reason.)
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Invalid(format!(
-            "{field}: remove the user:password@ part; give the user in `user` and the \
-             secret in its credential file (password_file, secret_access_key_file)"
-        )));
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_http => Ok(()),
-        "http" if url.host_str() == Some("127.0.0.1") || url.host_str() == Some("localhost") => {
-            Ok(())
-        }
-        "http" => Err(Invalid(format!(
-            "{field}: plain http to {} would expose credentials; use https (or allow_http for a trusted network)",
-            url.host_str().unwrap_or("?")
-        ))),
-        other => Err(Invalid(format!("{field}: scheme {other} is not http(s)"))),
     }
 }
 
@@ -588,6 +537,52 @@ mod tests {
         let mut v = example();
         v["targets"][0]["pathh"] = "/x".into();
         assert!(parse(v).unwrap_err().contains("pathh"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut v = example();
+        v["version"] = 2.into();
+        v["targets"][0]["path"] = "relative".into();
+        v["targets"][1]["endpoint"] = "http://s3.example".into();
+        v["targets"][1]["secret_access_key_file"] = "/nix/store/abc-secret".into();
+        v["targets"][2]["name"] = "usb".into();
+        v["encryption"] = serde_json::json!({"recipients": []});
+        let e = parse(v).unwrap_err();
+        for field in [
+            "version",
+            "encryption.recipients",
+            "targets[0].path",
+            "targets[1].endpoint",
+            "targets[1].secret_access_key_file",
+            "targets[2].name",
+        ] {
+            assert!(e.contains(&format!("  - {field}: ")), "{field}: {e}");
+        }
+        assert!(e.starts_with("invalid manifest, 6 problems:"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        for (endpoint, allow, ok) in [
+            ("http://127.0.0.1:3900", false, true),
+            ("http://[::1]:3900", false, true),
+            ("http://s3.lan:3900", false, false),
+            ("http://s3.lan:3900", true, true),
+        ] {
+            let mut v = example();
+            v["targets"][1]["endpoint"] = endpoint.into();
+            v["targets"][1]["allow_http"] = allow.into();
+            assert_eq!(parse(v).is_ok(), ok, "{endpoint} allow_http={allow}");
+        }
+        let mut v = example();
+        v["lnd"] = serde_json::json!({"rest_url": "http://10.0.0.2:8080",
+            "macaroon_file": "/run/chainstead/secrets/backup/readonly.macaroon"});
+        assert!(parse(v).unwrap_err().contains("lnd.rest_url"));
+        let mut v = example();
+        v["lnd"] = serde_json::json!({"rest_url": "http://localhost:8080",
+            "macaroon_file": "/run/chainstead/secrets/backup/readonly.macaroon"});
+        parse(v).unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod bao;
 pub mod check;
+pub mod cli;
 pub mod install;
 pub mod load;
 pub mod local;

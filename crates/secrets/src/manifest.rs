@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use chainstead_common::manifest::{self, PlainHttp, Problems, Validate};
 use serde::Deserialize;
+
+pub use chainstead_common::manifest::Invalid;
 
 /// The default KV mount, as `bao secrets enable -version=2 -path=secret kv`
 /// and the dev server create it.
@@ -197,31 +200,11 @@ impl fmt::Display for KvRef {
     }
 }
 
-/// The manifest is invalid; `main` exits 2 for it.
-#[derive(Debug)]
-pub struct Invalid(pub Vec<String>);
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid manifest: {}", self.0.join("; "))
-    }
-}
-
-impl std::error::Error for Invalid {}
-
 impl Manifest {
-    /// Reads and validates a manifest; a parse or validation failure is an
-    /// [`Invalid`] error.
+    /// Reads, parses and validates a manifest; the error names every
+    /// problem (see [`chainstead_common::manifest::load`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Invalid(vec![format!("{}: {e}", path.display())]))
-            .with_context(|| format!("failed to parse manifest {}", path.display()))?;
-        manifest
-            .validate()
-            .with_context(|| format!("failed to validate manifest {}", path.display()))?;
-        Ok(manifest)
+        manifest::load(path)
     }
 
     pub fn default_mount(&self) -> &str {
@@ -244,50 +227,62 @@ impl Manifest {
     /// Offline checks only: no network, no user lookups (the build sandbox
     /// has no users), no writes.
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
-        let mut errs = Vec::new();
+        self.check()
+    }
+}
+
+impl Validate for Manifest {
+    fn validate(&self, errs: &mut Problems) {
         if self.version != 1 {
-            errs.push(format!(
-                "version: {} is not supported, this chainstead-secrets reads version 1",
-                self.version
-            ));
+            errs.push(
+                "version",
+                format!(
+                    "{} is not supported, this chainstead-secrets reads version 1",
+                    self.version
+                ),
+            );
         }
-        check_abs(&mut errs, "state_dir", &self.state_dir);
-        check_abs(&mut errs, "runtime_dir", &self.runtime_dir);
+        errs.absolute_path("state_dir", &self.state_dir);
+        errs.absolute_path("runtime_dir", &self.runtime_dir);
         if let Some(bao) = &self.openbao {
-            validate_openbao(&mut errs, bao);
+            validate_openbao(errs, bao);
         }
         // The same KV value may feed several files, but must be generated the
         // same way everywhere or the result would depend on ordering.
         let mut generators: HashMap<KvRef, (String, Option<Generate>)> = HashMap::new();
         for (sname, service) in &self.services {
             let at = format!("services.{sname}");
-            if !is_plain_name(sname) {
-                errs.push(format!(
-                    "{at}: the service name must be a plain file name ([A-Za-z0-9._-], not starting with '.')"
-                ));
-            }
-            check_id(&mut errs, &format!("{at}.owner"), &service.owner);
-            check_id(&mut errs, &format!("{at}.group"), &service.group);
+            // The service's directory: <runtime_dir>/<service>/.
+            errs.file_name(&at, sname);
+            check_id(errs, &format!("{at}.owner"), &service.owner);
+            check_id(errs, &format!("{at}.group"), &service.group);
             if service.secrets.is_empty() {
-                errs.push(format!(
-                    "{at}.secrets: empty; drop the service or add a secret"
-                ));
+                errs.push(
+                    &format!("{at}.secrets"),
+                    "empty; drop the service or add a secret",
+                );
             }
             let mut files = BTreeSet::new();
             for (name, spec) in &service.secrets {
                 let at = format!("{at}.secrets.{name}");
-                validate_secret(&mut errs, &at, spec);
+                validate_secret(errs, &at, spec);
                 if !files.insert(spec.file.as_str()) {
-                    errs.push(format!(
-                        "{at}.file: {:?} is used by another secret of the same service; give each a distinct file name",
-                        spec.file
-                    ));
+                    errs.push(
+                        &format!("{at}.file"),
+                        format!(
+                            "{:?} is used by another secret of the same service; give each a distinct file name",
+                            spec.file
+                        ),
+                    );
                 }
                 let r = self.kv_ref(spec);
                 match generators.get(&r) {
-                    Some((other, g)) if *g != spec.generate => errs.push(format!(
-                        "{at}.generate: differs from {other}, which uses the same value {r}; make them equal"
-                    )),
+                    Some((other, g)) if *g != spec.generate => errs.push(
+                        &format!("{at}.generate"),
+                        format!(
+                            "differs from {other}, which uses the same value {r}; make them equal"
+                        ),
+                    ),
                     Some(_) => {}
                     None => {
                         generators.insert(r, (at.clone(), spec.generate.clone()));
@@ -295,49 +290,38 @@ impl Manifest {
                 }
             }
         }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(Invalid(errs))
-        }
     }
 }
 
-fn validate_openbao(errs: &mut Vec<String>, bao: &OpenBao) {
-    match reqwest::Url::parse(&bao.address) {
-        Ok(url) if !matches!(url.scheme(), "http" | "https") => errs.push(format!(
-            "openbao.address: {:?} must start with https:// (or http:// on loopback)",
-            bao.address
-        )),
-        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
-            errs.push(format!("openbao.address: {:?} has no host", bao.address))
+fn validate_openbao(errs: &mut Problems, bao: &OpenBao) {
+    // Plain http only on loopback: the token and every value would cross
+    // the network in the clear.
+    if let Some(url) = errs.http_url("openbao.address", &bao.address, PlainHttp::Loopback) {
+        if url.path() != "/" && !url.path().is_empty() {
+            errs.push(
+                "openbao.address",
+                format!(
+                    "{:?} must not carry a path; give scheme, host and port only",
+                    bao.address
+                ),
+            );
         }
-        Ok(url) if url.path() != "/" && !url.path().is_empty() => errs.push(format!(
-            "openbao.address: {:?} must not carry a path; give scheme, host and port only",
-            bao.address
-        )),
-        Ok(url)
-            if url.query().is_some() || !url.username().is_empty() || url.password().is_some() =>
-        {
-            errs.push(format!(
-                "openbao.address: {:?} must not carry credentials or a query",
-                bao.address
-            ))
+        if url.query().is_some() {
+            errs.push(
+                "openbao.address",
+                format!("{:?} must not carry a query", bao.address),
+            );
         }
-        Ok(_) => {}
-        Err(e) => errs.push(format!(
-            "openbao.address: {:?} is not a URL ({e}); write it like https://bao.example.org:8200",
-            bao.address
-        )),
     }
     if let Some(ca) = &bao.ca_file {
-        check_abs(errs, "openbao.ca_file", ca);
+        errs.absolute_path("openbao.ca_file", ca);
     }
     if let Some(name) = &bao.tls_server_name {
         if name.is_empty() || name.contains(['/', ':', ' ']) {
-            errs.push(format!(
-                "openbao.tls_server_name: {name:?} must be a bare DNS name"
-            ));
+            errs.push(
+                "openbao.tls_server_name",
+                format!("{name:?} must be a bare DNS name"),
+            );
         }
         let host_is_ip = reqwest::Url::parse(&bao.address)
             .ok()
@@ -351,69 +335,61 @@ fn validate_openbao(errs: &mut Vec<String>, bao: &OpenBao) {
             })
             .unwrap_or(false);
         if !host_is_ip {
-            errs.push(format!(
-                "openbao.tls_server_name: set, so openbao.address ({}) must name the server by IP address; \
-                 with a DNS name in the address, drop tls_server_name",
-                bao.address
-            ));
+            errs.push(
+                "openbao.tls_server_name",
+                format!(
+                    "set, so openbao.address ({}) must name the server by IP address; \
+                     with a DNS name in the address, drop tls_server_name",
+                    bao.address
+                ),
+            );
         }
     }
     match &bao.auth {
         Auth::AppRole(a) => {
-            check_abs(errs, "openbao.auth.approle.role_id_file", &a.role_id_file);
-            check_abs(
-                errs,
-                "openbao.auth.approle.secret_id_file",
-                &a.secret_id_file,
-            );
+            errs.secret_file("openbao.auth.approle.role_id_file", &a.role_id_file);
+            errs.secret_file("openbao.auth.approle.secret_id_file", &a.secret_id_file);
             check_mount(errs, "openbao.auth.approle.mount", &a.mount);
         }
-        Auth::TokenFile(p) => check_abs(errs, "openbao.auth.token_file", p),
+        Auth::TokenFile(p) => {
+            errs.secret_file("openbao.auth.token_file", p);
+        }
     }
     check_mount(errs, "openbao.kv_mount", &bao.kv_mount);
     if bao.deadline_secs == 0 || bao.deadline_secs > 86_400 {
-        errs.push(format!(
-            "openbao.deadline_secs: {} must be between 1 and 86400",
-            bao.deadline_secs
-        ));
+        errs.push(
+            "openbao.deadline_secs",
+            format!("{} must be between 1 and 86400", bao.deadline_secs),
+        );
     }
     if bao.request_timeout_secs == 0 || bao.request_timeout_secs > 600 {
-        errs.push(format!(
-            "openbao.request_timeout_secs: {} must be between 1 and 600",
-            bao.request_timeout_secs
-        ));
+        errs.push(
+            "openbao.request_timeout_secs",
+            format!("{} must be between 1 and 600", bao.request_timeout_secs),
+        );
     }
 }
 
-fn validate_secret(errs: &mut Vec<String>, at: &str, spec: &SecretSpec) {
+fn validate_secret(errs: &mut Problems, at: &str, spec: &SecretSpec) {
     if let Some(m) = &spec.mount {
         check_mount(errs, &format!("{at}.mount"), m);
     }
     if !is_kv_path(&spec.path) {
-        errs.push(format!(
-            "{at}.path: {:?} must be a relative KV path like chainstead/bitcoind (no leading '/', no empty, '.' or '..' segments, no 'data/' prefix)",
+        errs.push(&format!("{at}.path"), format!(
+            "{:?} must be a relative KV path like chainstead/bitcoind (no leading '/', no empty, '.' or '..' segments, no 'data/' prefix)",
             spec.path
         ));
     }
-    if !is_plain_name(&spec.field) {
-        errs.push(format!(
-            "{at}.field: {:?} must be a plain name ([A-Za-z0-9._-], not starting with '.')",
-            spec.field
-        ));
-    }
-    if !is_plain_name(&spec.file) {
-        errs.push(format!(
-            "{at}.file: {:?} must be a plain file name ([A-Za-z0-9._-], not starting with '.'), it lands in <runtime_dir>/<service>/",
-            spec.file
-        ));
-    }
+    errs.file_name(&format!("{at}.field"), &spec.field);
+    // It lands in <runtime_dir>/<service>/.
+    errs.file_name(&format!("{at}.file"), &spec.file);
     match parse_mode(&spec.mode) {
-        Ok(mode) if mode & 0o007 != 0 => errs.push(format!(
-            "{at}.mode: {:?} gives access to other users; a secret file allows at most owner and group (e.g. \"0400\" or \"0440\")",
+        Ok(mode) if mode & 0o007 != 0 => errs.push(&format!("{at}.mode"), format!(
+            "{:?} gives access to other users; a secret file allows at most owner and group (e.g. \"0400\" or \"0440\")",
             spec.mode
         )),
         Ok(_) => {}
-        Err(e) => errs.push(format!("{at}.mode: {e}")),
+        Err(e) => errs.push(&format!("{at}.mode"), e),
     }
     if let Some(o) = &spec.owner {
         check_id(errs, &format!("{at}.owner"), o);
@@ -431,39 +407,42 @@ fn validate_secret(errs: &mut Vec<String>, at: &str, spec: &SecretSpec) {
                     .chars()
                     .any(|c| c == ':' || c.is_whitespace() || c.is_control())
             {
-                errs.push(format!(
-                    "{at}.transform.rpcauth.user: {user:?} must be non-empty without ':' or whitespace"
-                ));
+                errs.push(
+                    &format!("{at}.transform.rpcauth.user"),
+                    format!("{user:?} must be non-empty without ':' or whitespace"),
+                );
             }
         }
         Transform::Bcrypt { cost, prefix } => {
             // The bounds of the bcrypt algorithm (the crate refuses others).
             if !(4..=31).contains(cost) {
-                errs.push(format!(
-                    "{at}.transform.bcrypt.cost: {cost} must be between 4 and 31 (12 is ThunderHub's)"
-                ));
+                errs.push(
+                    &format!("{at}.transform.bcrypt.cost"),
+                    format!("{cost} must be between 4 and 31 (12 is ThunderHub's)"),
+                );
             }
             if prefix.chars().any(char::is_control) {
-                errs.push(format!(
-                    "{at}.transform.bcrypt.prefix: {prefix:?} must not contain control characters"
-                ));
+                errs.push(
+                    &format!("{at}.transform.bcrypt.prefix"),
+                    format!("{prefix:?} must not contain control characters"),
+                );
             }
         }
     }
     if let Some(g) = &spec.generate {
         if !(8..=4096).contains(&g.length) {
-            errs.push(format!(
-                "{at}.generate.length: {} must be between 8 and 4096",
-                g.length
-            ));
+            errs.push(
+                &format!("{at}.generate.length"),
+                format!("{} must be between 8 and 4096", g.length),
+            );
         }
         // bcrypt only hashes the first 72 bytes; a longer password would
         // silently lose strength.
         if matches!(spec.transform, Transform::Bcrypt { .. }) && g.length > 72 {
-            errs.push(format!(
-                "{at}.generate.length: {} exceeds bcrypt's 72-byte limit",
-                g.length
-            ));
+            errs.push(
+                &format!("{at}.generate.length"),
+                format!("{} exceeds bcrypt's 72-byte limit", g.length),
+            );
         }
     }
 }
@@ -479,27 +458,16 @@ pub fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     }
 }
 
-fn check_abs(errs: &mut Vec<String>, at: &str, p: &Path) {
-    let fine = p.is_absolute()
-        && p.components()
-            .all(|c| !matches!(c, std::path::Component::ParentDir));
-    if !fine {
-        errs.push(format!(
-            "{at}: {} must be an absolute path without '..'",
-            p.display()
-        ));
-    }
-}
-
-fn check_mount(errs: &mut Vec<String>, at: &str, m: &str) {
+fn check_mount(errs: &mut Problems, at: &str, m: &str) {
     if !is_kv_path(m) {
-        errs.push(format!(
-            "{at}: {m:?} must be a mount path like \"secret\" (no leading or trailing '/')"
-        ));
+        errs.push(
+            at,
+            format!("{m:?} must be a mount path like \"secret\" (no leading or trailing '/')"),
+        );
     }
 }
 
-fn check_id(errs: &mut Vec<String>, at: &str, id: &str) {
+fn check_id(errs: &mut Problems, at: &str, id: &str) {
     let fine = !id.is_empty()
         && id.len() <= 32
         && id
@@ -507,19 +475,15 @@ fn check_id(errs: &mut Vec<String>, at: &str, id: &str) {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !id.starts_with('-');
     if !fine {
-        errs.push(format!(
-            "{at}: {id:?} must be a user/group name or a numeric id"
-        ));
+        errs.push(
+            at,
+            format!("{id:?} must be a user/group name or a numeric id"),
+        );
     }
 }
 
-pub(crate) fn is_plain_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && !s.starts_with('.')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
+/// A KV field or a file name: the kit's plain file name.
+pub(crate) use chainstead_common::manifest::is_file_name as is_plain_name;
 
 pub(crate) fn is_kv_path(s: &str) -> bool {
     !s.is_empty()
@@ -697,6 +661,55 @@ mod tests {
             let err = parse(v).unwrap_err();
             assert!(err.contains(expect), "{ptr}: {err}");
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut v = good();
+        v["version"] = 2.into();
+        v["runtime_dir"] = "run/x".into();
+        v["openbao"]["address"] = "http://bao.example.org:8200".into();
+        v["openbao"]["auth"] = serde_json::json!({"token_file": "/nix/store/abc-token"});
+        v["services"]["bitcoind"]["secrets"]["rpc-lnd"]["mode"] = "0644".into();
+        v["services"]["thunderhub"]["owner"] = "".into();
+        let err = parse(v).unwrap_err();
+        for expect in [
+            "version: 2",
+            "runtime_dir: ",
+            "openbao.address: \"http://bao.example.org:8200\": plain http to a host other than loopback",
+            "openbao.auth.token_file: /nix/store/abc-token is in the Nix store",
+            "services.bitcoind.secrets.rpc-lnd.mode: ",
+            "services.thunderhub.owner: ",
+        ] {
+            assert!(err.contains(&format!("  - {expect}")), "{expect}: {err}");
+        }
+        assert!(err.starts_with("invalid manifest, 6 problems:"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for ok in [
+            "http://127.0.0.1:8200",
+            "http://[::1]:8200",
+            "http://localhost:8200",
+        ] {
+            let mut v = good();
+            v["openbao"]["address"] = ok.into();
+            parse(v).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_names_its_path() {
+        let mut v = good();
+        v["services"]["bitcoind"]["secrets"]["rpc-lnd"]["bogus"] = 1.into();
+        // The module writes the manifest on one line.
+        let err = manifest::parse::<Manifest>(&v.to_string()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("services.bitcoind.secrets.rpc-lnd.bogus: unknown field `bogus`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,19 +11,26 @@
 //!    the moment of readiness the flag appears.
 //! 3. Repeated "one block behind, then synced" at a random moment: release
 //!    latency distribution with the default fast interval.
+//! 4. Short syncs, default settings: a 10 s IBD that starts at the gate's
+//!    first reading; the same after a 10 s warm-up (RPC error -28); the same
+//!    behind a server that refuses connections for 5 s and then appears.
+//!    How long after the moment of readiness the flag appears.
+//!
+//! A real monerod pair gives the same figure for a short sync:
+//! `cargo test -p chainstead-sync-gate --test monerod -- --ignored --nocapture bench_` (short and longer syncs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chainstead_common::shutdown::Shutdown;
 use chainstead_sync_gate::gate;
-use chainstead_testkit::ReplayServer;
+use chainstead_testkit::{free_port, ReplayServer};
 use serde_json::{json, Value};
-use support::{chain_info, rpc_ok, Scene};
+use support::{chain_info, rpc_err, rpc_ok, Scene};
 
 /// A replayed bitcoind whose getblockchaininfo is computed from a closure
 /// of the time since start.
@@ -160,4 +167,73 @@ async fn main() {
             latencies[latencies.len() - 1]
         );
     }
+
+    // 4. Short syncs.
+    for (label, warmup, refused) in [
+        (
+            "10 s IBD from the first reading",
+            Duration::ZERO,
+            Duration::ZERO,
+        ),
+        (
+            "10 s warm-up, then a 10 s IBD",
+            Duration::from_secs(10),
+            Duration::ZERO,
+        ),
+        (
+            "refused for 5 s, then a 10 s IBD",
+            Duration::ZERO,
+            Duration::from_secs(5),
+        ),
+    ] {
+        let mut delays = Vec::new();
+        for _ in 0..3 {
+            if let Some(d) = short_sync(warmup, refused).await {
+                delays.push(format!("{:.2}s", d.as_secs_f64()));
+            } else {
+                delays.push("no flag within 60 s".to_string());
+            }
+        }
+        println!(
+            "short sync ({label}), default poll: flag after readiness in 3 runs: {}",
+            delays.join(", ")
+        );
+    }
+}
+
+/// One short sync: `refused` without a listener, then (from the first
+/// request) `warmup` of RPC error -28, then 300 blocks at 30 blocks/s.
+/// Returns how long after readiness the flag appeared.
+async fn short_sync(warmup: Duration, refused: Duration) -> Option<Duration> {
+    const IBD: Duration = Duration::from_secs(10);
+    let scene = Scene::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let first: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let (stop, task) = run_gate(&scene, &url, json!({}));
+    tokio::time::sleep(refused).await;
+    let f = first.clone();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let _srv = ReplayServer::start_on(listener, move |req| {
+        let t = f.get_or_init(Instant::now).elapsed();
+        if t < warmup {
+            return rpc_err(req, -28, "Loading block index…");
+        }
+        let t = t - warmup;
+        let headers = 872_001;
+        let behind = 300u64.saturating_sub((t.as_secs_f64() * 30.0) as u64);
+        let info = chain_info(
+            "main",
+            headers - behind,
+            headers,
+            behind > 0,
+            1.0 - behind as f64 * 1e-6,
+        );
+        rpc_ok(req, info)
+    });
+    let flag_at = wait_for_flag(&scene, Duration::from_secs(60)).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let ready_at = *first.get()? + warmup + IBD;
+    flag_at.map(|at| at.saturating_duration_since(ready_at))
 }

@@ -23,6 +23,11 @@ use crate::progress::{next_interval, status_line, Rate};
 /// Without a change of phase, a progress line is logged this often.
 const LOG_EVERY: Duration = Duration::from_secs(10 * 60);
 
+/// A request without an answer after this long shows in STATUS, and then
+/// every [`WAITING_EVERY`], until it is answered or times out.
+const WAITING_AFTER: Duration = Duration::from_secs(2);
+const WAITING_EVERY: Duration = Duration::from_secs(1);
+
 /// Result of `check`.
 #[derive(Debug)]
 pub enum CheckOutcome {
@@ -43,7 +48,8 @@ pub async fn check(m: &Manifest) -> Result<CheckOutcome> {
                 CheckOutcome::NotYet(line)
             }
         }
-        Err(e) => CheckOutcome::Error(error_line(&m.name, &e)),
+        // One look, no retry: no "(retrying)" here.
+        Err(e) => CheckOutcome::Error(format!("{}: error: {e}", m.name)),
     })
 }
 
@@ -172,10 +178,14 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
     let mut last_log: Option<(String, Instant)> = None;
     let mut metrics_warned = false;
 
+    let what = prober.describe();
     loop {
-        let result = tokio::select! {
-            r = prober.probe() => r,
-            _ = shutdown.wait() => break,
+        let Some(result) = probe_reporting(&mut prober, &mut shutdown, |waited| {
+            notify::status(&waiting_line(&m.name, &what, waited, m.poll.timeout()));
+        })
+        .await
+        else {
+            break;
         };
         let now = Instant::now();
         stats.polls += 1;
@@ -184,9 +194,7 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
             Ok(obs) => {
                 backoff.reset();
                 stats.last_error = None;
-                if let Some(h) = obs.height {
-                    rate.observe(now, h);
-                }
+                rate.update(now, &obs);
                 let mut line = status_line(&m.name, &obs, &rate);
                 if obs.ready && !released {
                     write_flag(m, &obs)?;
@@ -216,6 +224,8 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
                 interval
             }
             Err(e) => {
+                // The next answer may come from a restarted daemon.
+                rate.reset();
                 stats.errors += 1;
                 let line = error_line(&m.name, &e);
                 notify::status(&line);
@@ -226,9 +236,9 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
                 };
                 stats.last_error = Some((kind, e.to_string()));
                 if e.is_misconfig() {
-                    tracing::error!("{line}");
+                    // Logged once, by the caller that ends the run.
                     write_metrics(&stats, m, metrics_file.as_deref(), &mut metrics_warned);
-                    return Err(e.into_inner());
+                    return Err(e.into());
                 }
                 let key = format!("error:{e}");
                 let due = match &last_log {
@@ -254,6 +264,38 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
     notify::stopping();
     tracing::info!("stopping on signal");
     Ok(())
+}
+
+/// One probe; while it has no answer after [`WAITING_AFTER`], `waiting` is
+/// called with the time waited so far, every [`WAITING_EVERY`]. `None` when
+/// shutdown was requested meanwhile.
+async fn probe_reporting(
+    prober: &mut Prober,
+    shutdown: &mut Shutdown,
+    mut waiting: impl FnMut(Duration),
+) -> Option<crate::probe::ProbeResult> {
+    let started = tokio::time::Instant::now();
+    let probe = prober.probe();
+    tokio::pin!(probe);
+    let mut tick = tokio::time::interval_at(started + WAITING_AFTER, WAITING_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            r = &mut probe => return Some(r),
+            _ = shutdown.wait() => return None,
+            _ = tick.tick() => waiting(started.elapsed()),
+        }
+    }
+}
+
+/// STATUS while a request hangs: `<name>: waiting for an answer from
+/// bitcoind at <url> for 4s (gives up after 10s)`.
+fn waiting_line(name: &str, what: &str, waited: Duration, timeout: Duration) -> String {
+    format!(
+        "{name}: waiting for an answer from {what} for {}s (gives up after {}s)",
+        waited.as_secs(),
+        timeout.as_secs_f64()
+    )
 }
 
 fn write_metrics(stats: &Stats, m: &Manifest, file: Option<&Path>, warned: &mut bool) {
@@ -333,6 +375,19 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_244_243), "2026-11-21T06:57:23Z");
+    }
+
+    #[test]
+    fn waiting_line_says_how_long() {
+        assert_eq!(
+            waiting_line(
+                "bitcoind",
+                "bitcoind at http://127.0.0.1:8332",
+                Duration::from_millis(4_300),
+                Duration::from_secs(10)
+            ),
+            "bitcoind: waiting for an answer from bitcoind at http://127.0.0.1:8332 for 4s (gives up after 10s)"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the target the dependent services hang off. See docs/startup-ordering.md.
 
 pub mod backend;
+pub mod cli;
 pub mod gate;
 pub mod http;
 pub mod manifest;

@@ -10,14 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use reqwest::Url;
+use chainstead_common::manifest::{self, Invalid, PlainHttp, Problems, Validate};
 use serde::Deserialize;
 
 /// The only manifest version this build understands.
 pub const VERSION: u32 = 1;
-
-/// Largest manifest accepted; a real one is a few hundred bytes.
-const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,85 +176,20 @@ pub struct ElectrumBackend {
 }
 
 impl Manifest {
-    /// Reads, parses and validates a manifest file.
+    /// Reads, parses and validates a manifest file; the error names every
+    /// problem (see [`chainstead_common::manifest::load`]).
     pub fn load(path: &Path) -> Result<Self> {
-        use std::io::Read;
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("failed to open manifest {}", path.display()))?;
-        let mut text = String::new();
-        file.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_string(&mut text)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            bail!(
-                "failed to read manifest {}: larger than {} bytes",
-                path.display(),
-                MAX_MANIFEST_BYTES
-            );
-        }
-        Self::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
+        manifest::load(path)
     }
 
     /// Parses and validates manifest text.
     pub fn parse(text: &str) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let m: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                anyhow::anyhow!("failed to parse the manifest JSON: {}", e.inner())
-            } else {
-                anyhow::anyhow!(
-                    "failed to parse the manifest JSON at `{path}`: {}",
-                    e.inner()
-                )
-            }
-        })?;
-        de.end()
-            .context("failed to parse the manifest JSON: trailing characters")?;
-        m.validate()?;
-        Ok(m)
+        Ok(manifest::parse(text)?)
     }
 
     /// Checks everything that can be checked without the network.
-    pub fn validate(&self) -> Result<()> {
-        if self.version != VERSION {
-            bail!(
-                "field `version` is {}, but this chainstead-sync-gate understands only {VERSION}; \
-                 rebuild the manifest with the matching chainstead module",
-                self.version
-            );
-        }
-        if self.name.is_empty()
-            || self.name.len() > 64
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            || self.name.starts_with('.')
-        {
-            bail!(
-                "field `name` is {:?}: use 1 to 64 characters from [A-Za-z0-9._-], not starting with a dot \
-                 (it is used in file names and metric labels)",
-                self.name
-            );
-        }
-        absolute("flag_file", &self.flag_file)?;
-        if self.flag_file.file_name().is_none() {
-            bail!(
-                "field `flag_file` is {}: it must name a file",
-                self.flag_file.display()
-            );
-        }
-        if let Some(dir) = &self.metrics_dir {
-            absolute("metrics_dir", dir)?;
-        }
-        self.poll.validate()?;
-        match &self.backend {
-            Backend::Bitcoind(b) => b.validate("backend"),
-            Backend::Monerod(b) => b.validate(),
-            Backend::Lnd(b) => b.validate(),
-            Backend::Electrum(b) => b.validate(),
-        }
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.check()
     }
 
     /// Where the metrics textfile goes, if metrics are enabled.
@@ -268,8 +200,41 @@ impl Manifest {
     }
 }
 
+impl Validate for Manifest {
+    fn validate(&self, p: &mut Problems) {
+        if self.version != VERSION {
+            p.push(
+                "version",
+                format!(
+                    "{} is not supported, this chainstead-sync-gate understands only {VERSION}; \
+                     rebuild the manifest with the matching chainstead module",
+                    self.version
+                ),
+            );
+        }
+        // Used in file names and metric labels.
+        p.file_name("name", &self.name);
+        if p.absolute_path("flag_file", &self.flag_file) && self.flag_file.file_name().is_none() {
+            p.push(
+                "flag_file",
+                format!("{}: it must name a file", self.flag_file.display()),
+            );
+        }
+        if let Some(dir) = &self.metrics_dir {
+            p.absolute_path("metrics_dir", dir);
+        }
+        self.poll.validate(p);
+        match &self.backend {
+            Backend::Bitcoind(b) => b.validate(p, "backend"),
+            Backend::Monerod(b) => b.validate(p),
+            Backend::Lnd(b) => b.validate(p),
+            Backend::Electrum(b) => b.validate(p),
+        }
+    }
+}
+
 impl Poll {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, p: &mut Problems) {
         for (field, v, min, max) in [
             ("poll.slow_secs", self.slow_secs, 0.05, 3600.0),
             ("poll.fast_secs", self.fast_secs, 0.05, 3600.0),
@@ -277,121 +242,119 @@ impl Poll {
             ("poll.timeout_secs", self.timeout_secs, 0.05, 600.0),
         ] {
             if !(v.is_finite() && (min..=max).contains(&v)) {
-                bail!("field `{field}` is {v}: use a number of seconds from {min} to {max}");
+                p.push(
+                    field,
+                    format!("{v}: use a number of seconds from {min} to {max}"),
+                );
             }
         }
         if self.fast_secs > self.slow_secs {
-            bail!(
-                "field `poll.fast_secs` ({}) is larger than `poll.slow_secs` ({}): fast polling must not be slower",
-                self.fast_secs,
-                self.slow_secs
+            p.push(
+                "poll.fast_secs",
+                format!(
+                    "{} is larger than `poll.slow_secs` ({}): fast polling must not be slower",
+                    self.fast_secs, self.slow_secs
+                ),
             );
         }
-        Ok(())
     }
 }
 
 impl BitcoindBackend {
     /// `at` is the path of this object in the manifest, for messages.
-    pub fn validate(&self, at: &str) -> Result<()> {
-        http_url(&format!("{at}.rpc_url"), &self.rpc_url, &["http", "https"])?;
+    pub fn validate(&self, p: &mut Problems, at: &str) {
+        // bitcoind's RPC has no TLS: plain http to another host is its
+        // normal way (a reverse proxy may add https).
+        p.http_url(&format!("{at}.rpc_url"), &self.rpc_url, PlainHttp::Anywhere);
         if !BITCOIN_CHAINS.contains(&self.chain.as_str()) {
-            bail!(
-                "field `{at}.chain` is {:?}: use one of {} (the `chain` value of getblockchaininfo)",
-                self.chain,
-                BITCOIN_CHAINS.join(", ")
+            p.push(
+                &format!("{at}.chain"),
+                format!(
+                    "{:?}: use one of {} (the `chain` value of getblockchaininfo)",
+                    self.chain,
+                    BITCOIN_CHAINS.join(", ")
+                ),
             );
         }
         match (&self.cookie_file, &self.rpc_user, &self.rpc_password_file) {
-            (Some(cookie), None, None) => absolute(&format!("{at}.cookie_file"), cookie),
+            (Some(cookie), None, None) => {
+                p.secret_file(&format!("{at}.cookie_file"), cookie);
+            }
             (None, Some(user), Some(pw)) => {
                 if user.is_empty() || user.contains(':') {
-                    bail!("field `{at}.rpc_user` must be non-empty and contain no colon");
+                    p.push(
+                        &format!("{at}.rpc_user"),
+                        "must be non-empty and contain no colon",
+                    );
                 }
-                absolute(&format!("{at}.rpc_password_file"), pw)
+                p.secret_file(&format!("{at}.rpc_password_file"), pw);
             }
-            (None, None, None) => bail!(
-                "field `{at}.cookie_file` is missing: set it to bitcoind's .cookie file, \
-                 or set `{at}.rpc_user` and `{at}.rpc_password_file`"
+            (None, None, None) => p.push(
+                &format!("{at}.cookie_file"),
+                format!(
+                    "missing: set it to bitcoind's .cookie file, \
+                     or set `{at}.rpc_user` and `{at}.rpc_password_file`"
+                ),
             ),
-            (Some(_), _, _) => bail!(
-                "fields `{at}.cookie_file` and `{at}.rpc_user`/`{at}.rpc_password_file` are both set: use one way to authenticate"
+            (Some(_), _, _) => p.push(
+                &format!("{at}.cookie_file"),
+                format!(
+                    "set together with `{at}.rpc_user`/`{at}.rpc_password_file`: use one way to authenticate"
+                ),
             ),
-            (None, Some(_), None) => bail!(
-                "field `{at}.rpc_password_file` is missing: it is required with `{at}.rpc_user`"
+            (None, Some(_), None) => p.push(
+                &format!("{at}.rpc_password_file"),
+                format!("missing: it is required with `{at}.rpc_user`"),
             ),
-            (None, None, Some(_)) => {
-                bail!("field `{at}.rpc_user` is missing: it is required with `{at}.rpc_password_file`")
-            }
+            (None, None, Some(_)) => p.push(
+                &format!("{at}.rpc_user"),
+                format!("missing: it is required with `{at}.rpc_password_file`"),
+            ),
         }
     }
 }
 
 impl MonerodBackend {
-    fn validate(&self) -> Result<()> {
-        http_url("backend.rpc_url", &self.rpc_url, &["http", "https"])?;
+    fn validate(&self, p: &mut Problems) {
+        p.http_url("backend.rpc_url", &self.rpc_url, PlainHttp::Anywhere);
         if !MONERO_NETTYPES.contains(&self.nettype.as_str()) {
-            bail!(
-                "field `backend.nettype` is {:?}: use one of {} (the `nettype` value of get_info; --regtest reports fakechain)",
-                self.nettype,
-                MONERO_NETTYPES.join(", ")
+            p.push(
+                "backend.nettype",
+                format!(
+                    "{:?}: use one of {} (the `nettype` value of get_info; --regtest reports fakechain)",
+                    self.nettype,
+                    MONERO_NETTYPES.join(", ")
+                ),
             );
         }
-        Ok(())
     }
 }
 
 impl LndBackend {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, p: &mut Problems) {
         // LND's REST listener always speaks TLS (lnd.conf `restlisten`).
-        http_url("backend.rest_url", &self.rest_url, &["https"])?;
-        absolute("backend.tls_cert_file", &self.tls_cert_file)
+        p.http_url("backend.rest_url", &self.rest_url, PlainHttp::Never);
+        p.absolute_path("backend.tls_cert_file", &self.tls_cert_file);
     }
 }
 
 impl ElectrumBackend {
-    fn validate(&self) -> Result<()> {
-        host_port("backend.address", &self.address)?;
+    fn validate(&self, p: &mut Problems) {
+        if let Err(e) = host_port("backend.address", &self.address) {
+            p.push("backend.address", format!("{e:#}"));
+        }
         match (&self.tls, &self.tls_cert_file) {
-            (true, None) => bail!(
-                "field `backend.tls_cert_file` is missing: with `backend.tls` true it must name the server's certificate (or its CA)"
+            (true, None) => p.push(
+                "backend.tls_cert_file",
+                "missing: with `backend.tls` true it must name the server's certificate (or its CA)",
             ),
-            (_, Some(p)) => absolute("backend.tls_cert_file", p)?,
+            (_, Some(c)) => {
+                p.absolute_path("backend.tls_cert_file", c);
+            }
             (false, None) => {}
         }
-        self.reference.validate("backend.reference")
+        self.reference.validate(p, "backend.reference");
     }
-}
-
-fn absolute(field: &str, p: &Path) -> Result<()> {
-    if !p.is_absolute() {
-        bail!(
-            "field `{field}` is {:?}: use an absolute path",
-            p.display().to_string()
-        );
-    }
-    Ok(())
-}
-
-fn http_url(field: &str, s: &str, schemes: &[&str]) -> Result<Url> {
-    let url = Url::parse(s).map_err(|e| {
-        anyhow::anyhow!("field `{field}` is {s:?}, which is not a URL ({e}): use for example http://127.0.0.1:8332")
-    })?;
-    if !schemes.contains(&url.scheme()) {
-        bail!(
-            "field `{field}` is {s:?}: the scheme must be {}",
-            schemes.join(" or ")
-        );
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        bail!("field `{field}` is {s:?}: it has no host");
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        bail!(
-            "field `{field}` is {s:?}: credentials do not belong in the URL; use the *_file fields"
-        );
-    }
-    Ok(url)
 }
 
 /// Splits `host:port` (`[v6]:port` for IPv6).
@@ -486,6 +449,58 @@ mod tests {
             let err = format!("{:#}", Manifest::parse(&text).unwrap_err());
             assert!(err.contains(field), "{field} not named in: {err}");
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = bitcoind(r#","cookie_file":"relative/.cookie""#)
+            .replace("\"main\"", "\"mainnet\"")
+            .replace("\"version\":1", "\"version\":2")
+            .replace("http://127.0.0.1:8332", "127.0.0.1:8332")
+            .replace("\"/run/chainstead/sync/bitcoind\"", "\"flag\"");
+        let err = Manifest::parse(&text).unwrap_err();
+        let problems = &err.downcast_ref::<Invalid>().unwrap().0;
+        let fields: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "version",
+                "flag_file",
+                "backend.rpc_url",
+                "backend.chain",
+                "backend.cookie_file"
+            ],
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn secret_files_stay_out_of_the_store() {
+        let err = Manifest::parse(&bitcoind(
+            r#","rpc_user":"x","rpc_password_file":"/nix/store/abc-pw""#,
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("backend.rpc_password_file: /nix/store/abc-pw is in the Nix store"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let err = Manifest::parse(
+            r#"{"version":1,"name":"b","flag_file":"/f","poll":{"slow_secs":1,"colour":1},
+                "backend":{"kind":"monerod","rpc_url":"http://127.0.0.1:18081","nettype":"mainnet"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("poll.colour: unknown field `colour`"),
+            "{err:#}"
+        );
     }
 
     #[test]

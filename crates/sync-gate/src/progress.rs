@@ -15,15 +15,53 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// the estimate: a block or two can arrive at any moment.
 const NEAR_BLOCKS: u64 = 2;
 
-/// Observed (time, height) pairs.
+/// A rise of the target height by more than this many blocks in one
+/// reading is a jump (headers learnt after a long time offline, a first
+/// peer telling monerod its height), not blocks being found: about an hour
+/// of bitcoin blocks, while the gate reads at least every slow interval.
+const TARGET_JUMP: u64 = 6;
+
+/// Observed (time, height) pairs since the last regression, and what the
+/// last reading said, to recognise the next one.
 #[derive(Debug, Default)]
 pub struct Rate {
     samples: VecDeque<(Instant, u64)>,
+    last_ready: bool,
+    last_target: Option<u64>,
 }
 
 impl Rate {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Takes in one reading. The window starts over on a regression (ready
+    /// before, not now: bitcoind back in IBD after a restart; the height
+    /// going down; the target jumping up or becoming known) and on a
+    /// reading without a height (the daemon down or warming up, so the
+    /// next heights belong to a restarted daemon): readings from before
+    /// would estimate a rate the backend no longer has.
+    pub fn update(&mut self, at: Instant, obs: &Observation) {
+        let target_jumped = match (self.last_target, obs.target) {
+            (Some(before), Some(now)) => now > before.saturating_add(TARGET_JUMP),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if (self.last_ready && !obs.ready) || target_jumped {
+            self.reset();
+        }
+        self.last_ready = obs.ready;
+        self.last_target = obs.target;
+        match obs.height {
+            Some(h) => self.observe(at, h),
+            None => self.reset(),
+        }
+    }
+
+    /// Forgets the readings: after a failed poll the next one may come
+    /// from a restarted daemon.
+    pub fn reset(&mut self) {
+        self.samples.clear();
     }
 
     pub fn observe(&mut self, at: Instant, height: u64) {
@@ -87,9 +125,14 @@ pub fn status_line(name: &str, obs: &Observation, rate: &Rate) -> String {
 /// The wait before the next poll while not yet released.
 ///
 /// Slow while the estimate says readiness is far off; fast when within a
-/// couple of blocks, when the estimate says it is near, or when the
-/// distance is unknown (daemon down, warming up, wallet locked: all cheap
-/// to ask about and possibly over at any second).
+/// couple of blocks, when the estimate says it is near, when the distance
+/// is unknown (daemon down, warming up, wallet locked: all cheap to ask
+/// about and possibly over at any second), and while there is no estimate
+/// yet: the first readings, and those after an error or a regression, come
+/// fast until the height has moved, so a short sync is released within a
+/// fast interval. A height that stays put is no estimate either: monerod
+/// can sit at one height for tens of seconds and then add a hundred blocks
+/// at once.
 pub fn next_interval(obs: &Observation, rate: &Rate, poll: &Poll) -> Duration {
     let Some(remaining) = obs.remaining() else {
         return poll.fast();
@@ -100,7 +143,8 @@ pub fn next_interval(obs: &Observation, rate: &Rate, poll: &Poll) -> Duration {
     match rate.eta(remaining) {
         // Near: the remaining time is within two slow intervals.
         Some(eta) if eta <= poll.slow() * 2 => poll.fast(),
-        _ => poll.slow(),
+        Some(_) => poll.slow(),
+        None => poll.fast(),
     }
 }
 
@@ -155,8 +199,16 @@ mod tests {
         let poll = Poll::default();
         let t0 = Instant::now();
         let mut r = Rate::new();
-        // Unknown rate, far away: slow.
-        assert_eq!(next_interval(&syncing(10, 1000), &r, &poll), poll.slow());
+        // No rate yet, far away: fast until the height moves, however
+        // long it stays put (monerod adds blocks in large batches).
+        assert_eq!(next_interval(&syncing(10, 1000), &r, &poll), poll.fast());
+        let mut still = Rate::new();
+        still.observe(t0, 10);
+        still.observe(t0 + poll.slow() * 3, 10);
+        assert_eq!(
+            next_interval(&syncing(10, 1000), &still, &poll),
+            poll.fast()
+        );
         // Unknown distance: fast.
         assert_eq!(
             next_interval(&Observation::waiting("down", "x".into()), &r, &poll),
@@ -169,5 +221,103 @@ mod tests {
         r.observe(t0 + Duration::from_secs(100), 100);
         assert_eq!(next_interval(&syncing(100, 130), &r, &poll), poll.fast());
         assert_eq!(next_interval(&syncing(100, 3100), &r, &poll), poll.slow());
+    }
+
+    fn at(t0: Instant, secs: u64) -> Instant {
+        t0 + Duration::from_secs(secs)
+    }
+
+    /// The first readings of a sync that ends soon are fast until a rate
+    /// exists, then follow the estimate.
+    #[test]
+    fn fast_until_a_rate_exists() {
+        let poll = Poll::default();
+        let t0 = Instant::now();
+        let mut r = Rate::new();
+        r.update(t0, &syncing(1000, 1300));
+        assert_eq!(next_interval(&syncing(1000, 1300), &r, &poll), poll.fast());
+        // 30 blocks/s with 270 to go: ~9 s, near.
+        r.update(at(t0, 1), &syncing(1030, 1300));
+        assert_eq!(next_interval(&syncing(1030, 1300), &r, &poll), poll.fast());
+        // 30 blocks/s with 30,000 to go: far.
+        let mut far = Rate::new();
+        far.update(t0, &syncing(1000, 31_030));
+        far.update(at(t0, 1), &syncing(1030, 31_030));
+        assert_eq!(
+            next_interval(&syncing(1030, 31_030), &far, &poll),
+            poll.slow()
+        );
+    }
+
+    /// An error, or a reading without a height (down, warming up), starts
+    /// the estimate over: the next readings are fast again.
+    #[test]
+    fn error_or_restart_starts_over() {
+        let poll = Poll::default();
+        let t0 = Instant::now();
+        let far = syncing(1030, 31_030);
+        let mut r = Rate::new();
+        r.update(t0, &syncing(1000, 31_030));
+        r.update(at(t0, 1), &far);
+        assert_eq!(next_interval(&far, &r, &poll), poll.slow());
+        r.reset();
+        r.update(at(t0, 30), &far);
+        assert_eq!(next_interval(&far, &r, &poll), poll.fast());
+
+        let mut r = Rate::new();
+        r.update(t0, &syncing(1000, 31_030));
+        r.update(at(t0, 1), &far);
+        r.update(at(t0, 2), &Observation::waiting("warmup", "x".into()));
+        r.update(at(t0, 30), &syncing(1040, 31_030));
+        assert_eq!(r.per_sec(), None);
+        assert_eq!(
+            next_interval(&syncing(1040, 31_030), &r, &poll),
+            poll.fast()
+        );
+    }
+
+    /// Back in IBD after being ready: no estimate from the readings before
+    /// (it said `~1s left` while the blocks stood still).
+    #[test]
+    fn back_in_ibd_forgets_the_rate() {
+        let t0 = Instant::now();
+        let mut r = Rate::new();
+        r.update(t0, &syncing(100, 1000));
+        r.update(at(t0, 10), &syncing(550, 1000));
+        r.update(at(t0, 20), &Observation::ready("synced".into(), Some(1000)));
+        let behind = syncing(1000, 1003);
+        r.update(at(t0, 50), &behind);
+        assert_eq!(r.per_sec(), None);
+        assert_eq!(status_line("b", &behind, &r), "b: block 1000/1003");
+        r.update(at(t0, 80), &syncing(1000, 1003));
+        assert_eq!(status_line("b", &behind, &r), "b: block 1000/1003");
+    }
+
+    /// Headers jumping (bitcoind learns a week of headers) or a target
+    /// becoming known starts over; a block found meanwhile does not.
+    #[test]
+    fn target_jump_forgets_the_rate() {
+        let t0 = Instant::now();
+        let mut r = Rate::new();
+        r.update(t0, &syncing(100, 200));
+        r.update(at(t0, 10), &syncing(150, 201));
+        assert_eq!(r.per_sec(), Some(5.0));
+        r.update(at(t0, 20), &syncing(150, 1200));
+        assert_eq!(r.per_sec(), None);
+        assert_eq!(
+            status_line("b", &syncing(150, 1200), &r),
+            "b: block 150/1200"
+        );
+
+        // monerod: no target while it has no peer, then one.
+        let mut r = Rate::new();
+        let mut no_peers = syncing(1, 0);
+        no_peers.target = None;
+        r.update(t0, &no_peers);
+        r.update(at(t0, 30), &no_peers);
+        r.update(at(t0, 31), &syncing(1, 201));
+        // The rate counts from the first reading with a target.
+        r.update(at(t0, 32), &syncing(11, 201));
+        assert_eq!(r.per_sec(), Some(10.0));
     }
 }

@@ -330,6 +330,67 @@ fn wait_exits_nonzero_on_misconfiguration() {
     assert!(!scene.flag().exists());
 }
 
+/// A configuration error is logged once, not by the gate and again by main.
+#[test]
+fn wait_logs_a_misconfiguration_once() {
+    let scene = Scene::new();
+    let btc = FakeBitcoind::start(Btc::Info(chain_info("regtest", 1, 1, false, 1.0)));
+    let m = scene.write_manifest(&scene.bitcoind_manifest(&btc.url(), "main", json!({})));
+    let o = run(&["wait"], &m);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("chain \"regtest\"").count(), 1, "{err}");
+}
+
+/// `check` looks once and never retries, so it does not say "(retrying)".
+#[test]
+fn check_does_not_claim_to_retry() {
+    let scene = Scene::new();
+    let btc = FakeBitcoind::start(Btc::Silence);
+    let m = scene.write_manifest(&scene.bitcoind_manifest(
+        &btc.url(),
+        "main",
+        json!({"timeout_secs": 0.5}),
+    ));
+    let o = run(&["check"], &m);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(out.starts_with("bitcoind: error: "), "{out}");
+    assert!(!out.contains("retrying"), "{out}");
+}
+
+/// Exit 2 for every configuration problem: a missing manifest, an unknown
+/// field (named by its path), several problems listed together.
+#[test]
+fn configuration_errors_exit_2_and_list_every_problem() {
+    let scene = Scene::new();
+    for cmd in ["validate", "check", "wait"] {
+        let o = run(&[cmd], &scene.path("missing.json"));
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {out}{err}");
+        assert!(err.contains("failed to open manifest"), "{cmd}: {err}");
+    }
+    let good = scene.bitcoind_manifest("http://127.0.0.1:8332", "main", json!({}));
+    let mut unknown = good.clone();
+    unknown["poll"]["colour"] = json!(1);
+    let o = run(&["validate"], &scene.write_manifest(&unknown));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("poll.colour: unknown field `colour`"), "{err}");
+
+    let mut several = good;
+    several["name"] = json!("bit coind");
+    several["backend"]["chain"] = json!("mainnet");
+    several["poll"] = json!({"slow_secs": 1, "fast_secs": 5});
+    let o = run(&["validate"], &scene.write_manifest(&several));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid manifest, 3 problems:"), "{err}");
+    for field in ["name: ", "poll.fast_secs: ", "backend.chain: "] {
+        assert!(err.contains(&format!("  - {field}")), "{field}: {err}");
+    }
+}
+
 /// The metrics textfile passes promtool's exposition-format and naming
 /// checks, with an error sample present (a transient timeout).
 #[test]

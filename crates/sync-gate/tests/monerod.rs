@@ -149,14 +149,10 @@ async fn offline_regtest_node_is_ready() {
     drop(node);
 }
 
-/// A node syncing from a second local node that mined BLOCKS blocks: not
-/// ready while it has no peers or is behind, ready once level, never
-/// ready while below the miner's height.
-#[tokio::test]
-#[ignore = "needs monerod: run via checks/offline"]
-async fn syncing_node_becomes_ready() {
-    let dir = tempfile::tempdir().unwrap();
-    let a_dir = dir.path().join("a");
+/// A node serving BLOCKS mined blocks (mined offline first, as
+/// generateblocks refuses to run otherwise), with the height it serves.
+async fn mined_server(dir: &Path) -> (Node, u64) {
+    let a_dir = dir.join("a");
     let a_p2p = free_port();
 
     // Mine offline (generateblocks refuses to run otherwise).
@@ -186,6 +182,17 @@ async fn syncing_node_becomes_ready() {
     let server = start_node(&a_dir, a_p2p, &["--keep-fakechain"]);
     let top = get_info(server.rpc).await["height"].as_u64().unwrap();
     assert_eq!(top, BLOCKS + 1);
+    (server, top)
+}
+
+/// A node syncing from a second local node that mined BLOCKS blocks: not
+/// ready while it has no peers or is behind, ready once level, never
+/// ready while below the miner's height.
+#[tokio::test]
+#[ignore = "needs monerod: run via checks/offline"]
+async fn syncing_node_becomes_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, top) = mined_server(dir.path()).await;
 
     // The syncing node knows only the server.
     let peer = format!("127.0.0.1:{}", server.p2p);
@@ -262,6 +269,89 @@ async fn syncing_node_becomes_ready() {
     );
     drop(syncing);
     drop(server);
+}
+
+/// Benchmark (prints, asserts nothing about time): nodes syncing BLOCKS
+/// blocks from a local peer, in batches of 100 (a short sync) and of 10 (a
+/// longer one), each watched by `wait` with the default poll settings from
+/// the moment its RPC is up. Prints how long after the node became ready
+/// (seen by polling it every 50 ms) the flag appeared, and how long the
+/// sync took.
+///
+///     cargo test -p chainstead-sync-gate --test monerod -- --ignored --nocapture bench_
+#[tokio::test]
+#[ignore = "needs monerod: a benchmark, run with --nocapture"]
+async fn bench_release_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, top) = mined_server(dir.path()).await;
+    for (i, batch) in ["100", "10"].into_iter().enumerate() {
+        let (took, delay) =
+            release_delay(dir.path(), &format!("b{i}"), server.p2p, batch, top).await;
+        println!(
+            "monerod sync ({BLOCKS} blocks from a local peer in batches of {batch}, {:.1}s), default poll: flag {:.2}s after readiness",
+            took.as_secs_f64(),
+            delay.as_secs_f64()
+        );
+    }
+    drop(server);
+}
+
+/// One node in `dir/name` syncing from the peer at `p2p` in batches of
+/// `batch`, with `wait` watching it: (sync duration, release delay).
+async fn release_delay(
+    dir: &Path,
+    name: &str,
+    p2p: u16,
+    batch: &str,
+    top: u64,
+) -> (Duration, Duration) {
+    let peer = format!("127.0.0.1:{p2p}");
+    let syncing = start_node(
+        &dir.join(name),
+        free_port(),
+        &["--add-exclusive-node", &peer, "--block-sync-size", batch],
+    );
+    let flag = dir.join(name).join("flag");
+    let manifest = dir.join(format!("{name}.json"));
+    let m = json!({
+        "version": 1, "name": "monerod", "flag_file": flag,
+        "backend": {"kind": "monerod", "rpc_url": format!("http://127.0.0.1:{}", syncing.rpc), "nettype": "fakechain"},
+    });
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let started = Instant::now();
+    let gate = ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_chainstead-sync-gate"))
+            .args(["wait", "--manifest"])
+            .arg(&manifest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut p = prober(syncing.rpc, "fakechain", dir);
+    let ready_at = loop {
+        if p.probe().await.is_ok_and(|o| o.ready) {
+            break Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the node never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while !flag.exists() {
+        assert!(
+            ready_at.elapsed() < Duration::from_secs(120),
+            "the gate did not release"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delay = ready_at.elapsed();
+    let written: Value = serde_json::from_slice(&std::fs::read(&flag).unwrap()).unwrap();
+    assert_eq!(written["height"], top);
+    drop(gate);
+    drop(syncing);
+    (ready_at.duration_since(started), delay)
 }
 
 /// The readiness rule on /get_info bodies recorded from monerod 0.18 above

@@ -58,10 +58,13 @@
     # ssh -L 3000:127.0.0.1:3000 root@blockchain-stack.
     thunderhub.enable = true;
 
-    # LND's channel.backup, within a second of every change, to the HDD (a
-    # copy that survives the loss of the NVMe disk). Add the seed's
-    # Proxmox Backup Server and an offsite S3 bucket with their own
-    # credentials; docs/backup.md shows both:
+    # LND's channel.backup, within a second of every change, to the HDD.
+    # That copy restores nothing by itself once the NVMe disk is lost:
+    # without OpenBao the seed (/var/lib/chainstead/lnd-seed/seed) and the
+    # wallet password (/var/lib/chainstead/secrets) exist only there, so
+    # write the seed down. The HDD is on the same VM, not off the host:
+    # add the seed's Proxmox Backup Server and an offsite S3 bucket with
+    # their own credentials; docs/backup.md shows both:
     #   targets.pbs.pbs = { repository = "..."; passwordFile = "..."; ... };
     #   targets.offsite.s3 = { encrypt = true; ... };
     backup = {

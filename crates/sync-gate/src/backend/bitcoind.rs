@@ -81,6 +81,11 @@ impl Bitcoind {
         })
     }
 
+    /// What a request goes to, for messages: `bitcoind at <url>`.
+    pub fn describe(&self) -> String {
+        format!("bitcoind at {}", self.cfg.rpc_url)
+    }
+
     pub async fn probe(&mut self) -> ProbeResult {
         match self.info().await {
             Ok(info) => Ok(observe(&info)),
@@ -180,7 +185,7 @@ impl Bitcoind {
                 Ok(t) => Secret::new(t),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(Wait::NotYet(Observation::waiting(
-                        "down",
+                        "no-cookie",
                         format!(
                             "waiting for bitcoind's cookie file {} (bitcoind writes it when it starts)",
                             path.display()
@@ -203,7 +208,7 @@ impl Bitcoind {
                 // bitcoind may be writing it right now; an empty file is
                 // "not yet", anything else is the wrong file.
                 _ if line.is_empty() => Err(Wait::NotYet(Observation::waiting(
-                    "down",
+                    "no-cookie",
                     format!("cookie file {} is empty (bitcoind starting?)", path.display()),
                 ))),
                 _ => Err(Wait::Err(ProbeError::misconfig(format!(

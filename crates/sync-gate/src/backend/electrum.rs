@@ -74,6 +74,15 @@ impl Electrum {
         })
     }
 
+    /// What a probe talks to, for messages (the server, then bitcoind).
+    pub fn describe(&self) -> String {
+        format!(
+            "Electrum server at {} or its reference {}",
+            self.address,
+            self.reference.describe()
+        )
+    }
+
     pub async fn probe(&mut self) -> ProbeResult {
         // The server first: if bitcoind moves on in between, the next poll
         // sees it; the other order could release on a stale comparison.
@@ -127,7 +136,7 @@ impl Electrum {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return Err(Wait::NotYet(Observation::waiting(
-                    "down",
+                    "no-cert",
                     format!("waiting for the server certificate {}", cert_file.display()),
                 )))
             }

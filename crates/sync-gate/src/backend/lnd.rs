@@ -51,6 +51,11 @@ impl Lnd {
         })
     }
 
+    /// What a request goes to, for messages.
+    pub fn describe(&self) -> String {
+        format!("LND at {}", self.rest_url)
+    }
+
     pub async fn probe(&mut self) -> ProbeResult {
         let what = format!("LND at {}", self.rest_url);
         // Re-read every time: LND writes tls.cert on its first start and
@@ -59,7 +64,7 @@ impl Lnd {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return Ok(Observation::waiting(
-                    "down",
+                    "no-cert",
                     format!(
                         "waiting for LND's TLS certificate {} (LND creates it on first start)",
                         self.cert_file.display()

@@ -34,6 +34,16 @@ impl Prober {
         })
     }
 
+    /// What a probe talks to, for messages: `bitcoind at <url>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Bitcoind(b) => b.describe(),
+            Self::Monerod(b) => b.describe(),
+            Self::Lnd(b) => b.describe(),
+            Self::Electrum(b) => b.describe(),
+        }
+    }
+
     /// One look at the backend.
     pub async fn probe(&mut self) -> ProbeResult {
         match self {

@@ -64,6 +64,11 @@ impl Monerod {
         })
     }
 
+    /// What a request goes to, for messages.
+    pub fn describe(&self) -> String {
+        format!("monerod at {}", self.cfg.rpc_url)
+    }
+
     pub async fn probe(&mut self) -> ProbeResult {
         let what = format!("monerod at {}", self.cfg.rpc_url);
         let reply = match http::send(self.client.get(&self.url), &what, self.timeout).await {

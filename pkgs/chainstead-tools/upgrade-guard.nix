@@ -1,0 +1,2 @@
+# chainstead-upgrade-guard alone; see ./default.nix.
+{ callPackage }: callPackage ./default.nix { crate = "upgrade-guard"; }
