@@ -5,6 +5,7 @@
 //! parallel and with a timeout each. See docs/monitoring.md.
 
 pub mod bitcoind;
+pub mod cli;
 pub mod collect;
 pub mod fulcrum;
 pub mod lnd;

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use chainstead_sync_gate::manifest::{BitcoindBackend, ElectrumBackend, MonerodBackend};
+use anyhow::Result;
+use chainstead_common::manifest::{self, Invalid, PlainHttp, Problems, Validate};
+use chainstead_sync_gate::manifest::{host_port, BitcoindBackend, ElectrumBackend, MonerodBackend};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,75 +44,22 @@ fn default_timeout() -> f64 {
     5.0
 }
 
+/// The manifest format this exporter reads.
+pub const VERSION: u32 = 1;
+
 impl Manifest {
+    /// Reads, parses and validates a manifest file (the shared manifest kit).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
+        manifest::load(path)
     }
 
-    pub fn parse(text: &str) -> Result<Self> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let m: Self = serde_path_to_error::deserialize(de).map_err(|e| {
-            let at = e.path().to_string();
-            anyhow::anyhow!("field `{at}`: {}", e.inner())
-        })?;
-        m.validate()?;
-        Ok(m)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        if self.version != 1 {
-            bail!(
-                "field `version`: {} is not supported; this exporter reads version 1",
-                self.version
-            );
-        }
-        self.listen_addr()?;
-        if !(self.timeout_secs > 0.0 && self.timeout_secs <= 60.0) {
-            bail!(
-                "field `timeout_secs`: {} is out of range; give 0 < seconds <= 60",
-                self.timeout_secs
-            );
-        }
-        if let Some(b) = &self.bitcoind {
-            b.validate("bitcoind")?;
-        }
-        if let Some(m) = &self.monerod {
-            url("monerod.rpc_url", &m.rpc_url, &["http", "https"])?;
-        }
-        if let Some(f) = &self.fulcrum {
-            f.reference.validate("fulcrum.reference")?;
-            chainstead_sync_gate::manifest::host_port("fulcrum.address", &f.address)?;
-            if f.tls && f.tls_cert_file.is_none() {
-                bail!("field `fulcrum.tls_cert_file`: required with `tls: true`");
-            }
-        }
-        if let Some(l) = &self.lnd {
-            url("lnd.rest_url", &l.rest_url, &["https"])?;
-            absolute("lnd.tls_cert_file", &l.tls_cert_file)?;
-            absolute("lnd.macaroon_file", &l.macaroon_file)?;
-            let name = l
-                .macaroon_file
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            if name == "admin.macaroon" {
-                bail!(
-                    "field `lnd.macaroon_file`: {} is LND's admin macaroon; the exporter only reads, give readonly.macaroon",
-                    l.macaroon_file.display()
-                );
-            }
-        }
-        Ok(())
+    pub fn parse(text: &str) -> std::result::Result<Self, Invalid> {
+        manifest::parse(text)
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         self.listen.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "field `listen`: {:?} is not an ip:port address ({e})",
-                self.listen
-            )
+            anyhow::anyhow!("listen: {:?} is not an ip:port address ({e})", self.listen)
         })
     }
 
@@ -120,27 +68,72 @@ impl Manifest {
     }
 }
 
-fn absolute(field: &str, p: &Path) -> Result<()> {
-    if !p.is_absolute() {
-        bail!("field `{field}`: {} is not an absolute path", p.display());
+impl Validate for Manifest {
+    fn validate(&self, p: &mut Problems) {
+        if self.version != VERSION {
+            p.push(
+                "version",
+                format!(
+                    "{} is not supported, this chainstead-exporter understands only {VERSION}; \
+                     rebuild the manifest with the matching chainstead module",
+                    self.version
+                ),
+            );
+        }
+        if let Err(e) = self.listen_addr() {
+            p.push("listen", format!("{e:#}").trim_start_matches("listen: "));
+        }
+        if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0 && self.timeout_secs <= 60.0)
+        {
+            p.push(
+                "timeout_secs",
+                format!(
+                    "{}: use a number of seconds above 0, at most 60",
+                    self.timeout_secs
+                ),
+            );
+        }
+        if let Some(b) = &self.bitcoind {
+            b.validate(p, "bitcoind");
+        }
+        if let Some(m) = &self.monerod {
+            p.http_url("monerod.rpc_url", &m.rpc_url, PlainHttp::Anywhere);
+        }
+        if let Some(f) = &self.fulcrum {
+            if let Err(e) = host_port("fulcrum.address", &f.address) {
+                p.push("fulcrum.address", format!("{e:#}"));
+            }
+            match (&f.tls, &f.tls_cert_file) {
+                (true, None) => p.push(
+                    "fulcrum.tls_cert_file",
+                    "missing: with `fulcrum.tls` true it must name the server's certificate",
+                ),
+                (_, Some(c)) => {
+                    p.absolute_path("fulcrum.tls_cert_file", c);
+                }
+                (false, None) => {}
+            }
+            f.reference.validate(p, "fulcrum.reference");
+        }
+        if let Some(l) = &self.lnd {
+            // LND's REST listener always speaks TLS.
+            p.http_url("lnd.rest_url", &l.rest_url, PlainHttp::Never);
+            p.absolute_path("lnd.tls_cert_file", &l.tls_cert_file);
+            if p.absolute_path("lnd.macaroon_file", &l.macaroon_file)
+                && l.macaroon_file
+                    .file_name()
+                    .is_some_and(|n| n == "admin.macaroon")
+            {
+                p.push(
+                    "lnd.macaroon_file",
+                    format!(
+                        "{} is LND's admin macaroon; the exporter only reads, give readonly.macaroon",
+                        l.macaroon_file.display()
+                    ),
+                );
+            }
+        }
     }
-    Ok(())
-}
-
-fn url(field: &str, s: &str, schemes: &[&str]) -> Result<()> {
-    let u = reqwest::Url::parse(s)
-        .map_err(|e| anyhow::anyhow!("field `{field}`: {s:?} is not a URL ({e})"))?;
-    if !schemes.contains(&u.scheme()) {
-        bail!(
-            "field `{field}`: scheme {:?} is not one of {}",
-            u.scheme(),
-            schemes.join(", ")
-        );
-    }
-    if u.host_str().is_none() {
-        bail!("field `{field}`: {s:?} names no host");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -167,8 +160,10 @@ mod tests {
         assert!(
             err(r#"{"version": 1, "listen": "x", "extra": 1}"#).contains("unknown field `extra`")
         );
-        assert!(err(r#"{"version": 2, "listen": "127.0.0.1:1"}"#).contains("field `version`"));
-        assert!(err(r#"{"version": 1, "listen": "localhost"}"#).contains("field `listen`"));
+        assert!(err(r#"{"version": 2, "listen": "127.0.0.1:1"}"#)
+            .contains("version: 2 is not supported"));
+        assert!(err(r#"{"version": 1, "listen": "localhost"}"#)
+            .contains("listen: \"localhost\" is not an ip:port"));
         let admin = err(
             r#"{"version": 1, "listen": "127.0.0.1:1", "lnd": {"rest_url": "https://127.0.0.1:8080",
                 "tls_cert_file": "/l/tls.cert", "macaroon_file": "/l/admin.macaroon"}}"#,
@@ -178,6 +173,6 @@ mod tests {
             r#"{"version": 1, "listen": "127.0.0.1:1", "lnd": {"rest_url": "http://127.0.0.1:8080",
                 "tls_cert_file": "/l/tls.cert", "macaroon_file": "/l/readonly.macaroon"}}"#,
         );
-        assert!(plain.contains("field `lnd.rest_url`"), "{plain}");
+        assert!(plain.contains("lnd.rest_url"), "{plain}");
     }
 }
