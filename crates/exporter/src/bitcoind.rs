@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use chainstead_sync_gate::http::{self, Failure};
+use chainstead_clients::http::{self, Failure};
 use chainstead_sync_gate::manifest::BitcoindBackend;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

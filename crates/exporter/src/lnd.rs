@@ -31,8 +31,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use chainstead_sync_gate::http::{self, Failure};
-use chainstead_sync_gate::tls::{read_certs, PinnedCache};
+use chainstead_clients::http::{self, Failure};
+use chainstead_clients::tls::{read_certs, PinnedCache};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 

@@ -53,7 +53,7 @@ async fn bench_exporter_rss_and_cpu_per_scrape() {
             )
         })
         .collect();
-    chainstead_sync_gate::http::ensure_crypto_provider();
+    chainstead_clients::http::ensure_crypto_provider();
     let lnd = FakeLnd::start(channels);
     let btc = FakeBitcoind::start(850_000);
     let files = Files::new(&lnd.cert_pem);
