@@ -1,6 +1,7 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
 # storage first, then the chains, then what builds on them;
-# the upgrade guard last, as it wraps the services' units.
+# monitoring, which reads them all; the upgrade guard last, as it wraps the
+# services' units.
 {
   imports = [
     ./storage.nix
@@ -12,6 +13,7 @@
     ./lnd.nix
     ./thunderhub.nix
     ./backup
+    ./monitoring.nix
     ./upgrade-guard.nix
   ];
 }

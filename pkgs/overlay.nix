@@ -6,5 +6,6 @@ final: _prev: {
   chainstead-secrets = final.callPackage ./chainstead-tools/secrets.nix { };
   chainstead-backup = final.callPackage ./chainstead-tools/backup.nix { };
   chainstead-upgrade-guard = final.callPackage ./chainstead-tools/upgrade-guard.nix { };
+  chainstead-exporter = final.callPackage ./chainstead-tools/exporter.nix { };
   thunderhub = final.callPackage ./thunderhub { };
 }

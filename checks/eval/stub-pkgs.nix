@@ -144,6 +144,10 @@ let
       pname = "chainstead-upgrade-guard";
       mainProgram = "chainstead-upgrade-guard";
     }
+    {
+      pname = "chainstead-exporter";
+      mainProgram = "chainstead-exporter";
+    }
   ];
 
   package =
