@@ -1,6 +1,6 @@
 # A configuration with every chainstead unit in it: the five services, the
 # sync gates, a secret loader per consumer (OpenBao by AppRole), LND's seed
-# store, the backup pusher and both storage tiers' setup units. Evaluated by
+# store, the backup pusher, the exporter and both storage tiers' setup units. Evaluated by
 # units.nix for the hardening table; not a host anyone deploys.
 {
   services.chainstead = {
@@ -36,5 +36,6 @@
       enable = true;
       targets.hdd.directory.path = "/srv/bulk/lnd-channel-backups";
     };
+    monitoring.enable = true;
   };
 }
