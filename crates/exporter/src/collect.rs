@@ -316,7 +316,7 @@ pub fn render_fulcrum(t: &mut Textfile, s: &fulcrum::Snapshot) {
     );
     t.gauge(
         "chainstead_fulcrum_bitcoind_height",
-        "Height of Fulcrum's bitcoind at the same scrape, in blocks.",
+        "Height of Fulcrum's bitcoind at the same scrape, in blocks (Fulcrum's own when it is not behind).",
         s.bitcoind_height as f64,
     );
     t.gauge(

@@ -21,8 +21,10 @@ pub struct Fulcrum {
 
 impl Fulcrum {
     pub fn new(mut cfg: ElectrumBackend, timeout: Duration) -> Result<Self> {
-        // Ready means exactly level with bitcoind, so an observation's
-        // target is bitcoind's height in every case.
+        // With no tolerance, "not ready" carries bitcoind's height as the
+        // target; "ready" means Fulcrum is at or above it and carries
+        // Fulcrum's height only, which then stands in for bitcoind's
+        // (behind = 0).
         cfg.tolerance_blocks = 0;
         Ok(Self {
             inner: Electrum::new(cfg, timeout)?,

@@ -296,3 +296,73 @@ async fn promtool_accepts_the_output() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A line server speaking the Electrum protocol as ElectrumX documents it
+/// and Fulcrum implements it: JSON-RPC 2.0, one object per line;
+/// `server.version` answers `[software, protocol]`,
+/// `blockchain.headers.subscribe` answers `{"height", "hex"}`.
+fn electrum(height: std::sync::Arc<std::sync::atomic::AtomicU64>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let height = height.clone();
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    let req: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    let result = match req["method"].as_str().unwrap() {
+                        "server.version" => json!(["Fulcrum 1.12.0", "1.4"]),
+                        _ => {
+                            json!({"height": height.load(std::sync::atomic::Ordering::SeqCst), "hex": "00".repeat(80)})
+                        }
+                    };
+                    let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": result});
+                    if writeln!(out, "{reply}").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fulcrum_against_its_bitcoind() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let height = std::sync::Arc::new(AtomicU64::new(849_995));
+    let addr = electrum(height.clone());
+    let btc = FakeBitcoind::start(850_000);
+    let files = Files::new("");
+    let exp = Exporter::start(json!({
+        "fulcrum": {"address": addr.to_string(), "reference": files.bitcoind(&btc.url)},
+    }))
+    .await;
+    let m = exp.scrape().await;
+    assert_eq!(
+        sample(&m, r#"chainstead_exporter_up{backend="fulcrum"}"#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "chainstead_fulcrum_height"), Some(849_995.0));
+    assert_eq!(
+        sample(&m, "chainstead_fulcrum_bitcoind_height"),
+        Some(850_000.0)
+    );
+    assert_eq!(sample(&m, "chainstead_fulcrum_behind_blocks"), Some(5.0));
+    // Caught up.
+    height.store(850_000, Ordering::SeqCst);
+    let m = exp.scrape().await;
+    assert_eq!(
+        sample(&m, "chainstead_fulcrum_behind_blocks"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "chainstead_fulcrum_bitcoind_height"),
+        Some(850_000.0)
+    );
+}
