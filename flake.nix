@@ -124,12 +124,28 @@
           "secrets"
           "upgrade-guard"
         ];
+        # Tor and LAN access read the options of every service they reach.
+        access = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "monerod"
+          "sync-gate"
+          "fulcrum"
+          "lnd"
+          "thunderhub"
+          "tor"
+          "access"
+          "upgrade-guard"
+        ];
+        tor = self.nixosModules.access;
       };
 
       packages = forAllSystems (pkgs: {
         sync-gate = pkgs.chainstead-sync-gate;
         secrets = pkgs.chainstead-secrets;
         backup = pkgs.chainstead-backup;
+        cli = pkgs.chainstead-cli;
         upgrade-guard = pkgs.chainstead-upgrade-guard;
         exporter = pkgs.chainstead-exporter;
         inherit (pkgs) thunderhub;
@@ -166,10 +182,12 @@
           module-eval = import ./checks/eval/flake-check.nix { inherit pkgs lib; };
           lint = import ./checks/lint.nix { inherit pkgs; };
           chainstead-storage = vmTest "storage";
+          chainstead-nfs-bulk = vmTest "nfs-bulk";
           chainstead-sync-gate = vmTest "sync-gate";
           chainstead-thunderhub = vmTest "thunderhub";
           chainstead-secrets = vmTest "secrets";
           chainstead-backup = vmTest "backup";
+          chainstead-access = vmTest "access";
           chainstead-upgrade = vmTest "upgrade";
           chainstead-monitoring = vmTest "monitoring";
         }
@@ -198,6 +216,7 @@
             pkgs.age
             pkgs.prometheus.cli
             pkgs.jq
+            pkgs.tor
           ];
         };
       });

@@ -18,8 +18,61 @@ let
     ;
   chainstead = import ./lib.nix { inherit lib; };
   cfg = config.services.chainstead.bitcoind;
-  inherit (config.services.chainstead) storage;
+  inherit (config.services.chainstead) storage memory;
   net = chainstead.bitcoinNetworks.${cfg.network};
+  sizes = import ./sizes.nix;
+
+  # bitcoind keeps a network's data in <datadir>/<chain>/, mainnet's in the
+  # datadir itself; `indexes/` sits there, the block index (blocks/index,
+  # LevelDB) too: -blocksdir moves only the blk/rev files.
+  netDir = if cfg.network == "mainnet" then cfg.dataDir else "${cfg.dataDir}/${net.section}";
+  ownIndexesDir = "${netDir}/indexes";
+  separateIndexes = cfg.indexesDir != ownIndexesDir;
+  sizeOf = figures: figures.${cfg.network} or 0;
+  txindexSize = if cfg.txindex then sizeOf sizes.bitcoind.txindex else 0;
+
+  # The first sync with a large dbcache: bitcoind gets -dbcache=<initial>
+  # from its environment until the marker in its datadir sets the variable
+  # empty (EnvironmentFile= overrides Environment=, and an empty "$VAR"
+  # word expands to no argument; systemd.exec(5), systemd.service(5)); then
+  # bitcoin.conf's dbcache applies.
+  syncGate = config.services.chainstead.syncGate or { };
+  gated = (syncGate.bitcoindClients or { }) != { };
+  initialDbcache = cfg.initialSync.dbcache;
+  switching = cfg.enable && initialDbcache != null && gated;
+  dbcacheVar = "CHAINSTEAD_BITCOIND_DBCACHE";
+  steadyMarker = "${cfg.dataDir}/chainstead-initial-sync-done";
+  steadyEnv = pkgs.writeText "bitcoind-steady-dbcache.env" ''
+    # Written once the first sync is done: bitcoin.conf's dbcache from now on.
+    ${dbcacheVar}=
+  '';
+  # Written by the bitcoind sync gate before it releases, when it saw bitcoind
+  # in initial block download (crates/sync-gate/src/first_sync.rs).
+  restartRequest = "${syncGate.gates.bitcoind.flagFile or "/run/chainstead/sync/bitcoind"}.steady-dbcache";
+  syncedTarget = "chainstead-bitcoind-synced";
+
+  # Memory while bitcoind syncs and the gated services do not run: what the
+  # host has, minus the OS, minus the services that do run, minus what
+  # bitcoind needs beside its cache; at most the size above which bitcoind
+  # itself warns (max(450, 75 % of RAM beyond 2 GiB): bitcoin/bitcoin#33333,
+  # #35200).
+  overhead = cfg.memory - cfg.settings.dbcache;
+  othersDuringSync = lib.foldl' (n: s: n + s.budget) 0 (
+    lib.attrValues (
+      lib.filterAttrs (name: s: name != "bitcoind" && s.runsDuringInitialSync) memory.services
+    )
+  );
+  gatedBudgets = lib.foldl' (n: s: n + s.budget) 0 (
+    lib.attrValues (lib.filterAttrs (_: s: !s.runsDuringInitialSync) memory.services)
+  );
+  defaultInitialDbcache =
+    let
+      warnAbove = lib.max 450 ((lib.max 0 (memory.total - 2048)) * 3 / 4);
+      fromTotal = lib.min warnAbove (memory.total - memory.osReserve - othersDuringSync - overhead);
+      candidate = if memory.total != null then fromTotal else cfg.settings.dbcache + gatedBudgets;
+    in
+    # regtest has no chain worth a cache (and its tests no restart to expect)
+    if gated && cfg.network != "regtest" && candidate > cfg.settings.dbcache then candidate else null;
 
   # Bitcoin Core 28.0 added -rpccookieperms; older versions get a chmod.
   hasCookiePerms = lib.versionAtLeast (lib.getVersion cfg.package) "28.0";
@@ -64,6 +117,120 @@ let
       lib.escapeShellArgs ([ "-conf=${cliConfigFile}" ] ++ commonArgs)
     } "$@"
   '';
+  # The switch from the first sync's dbcache to the steady one, once the
+  # gate's target starts (so never inside `nixos-rebuild switch`'s wait,
+  # and before Fulcrum and LND, which start with the same target):
+  #   restart  when the gate asked (it saw initial block download) and no
+  #            marker exists yet: write the marker, restart bitcoind once
+  #   done     with no marker yet (a node synced before it booted): write
+  #            the marker only; the next start of bitcoind is steady
+  # The marker lives in the datadir, so a wiped datadir syncs fast again.
+  # The unit's static limits are the steady budget's; while the marker is
+  # missing they are raised for the boot to the first sync's budget
+  # (`systemctl set-property --runtime`, a drop-in under /run), and lowered
+  # again just before the one restart.
+  limited = switching && memory.limits;
+  setLimits =
+    mib:
+    "${pkgs.systemd}/bin/systemctl set-property --runtime bitcoind.service "
+    + lib.concatStringsSep " " (lib.mapAttrsToList (k: v: "${k}=${v}") (memory.limitsFor mib));
+  firstSyncUnits = lib.optionalAttrs limited {
+    chainstead-bitcoind-initial-limits = {
+      description = "Give bitcoind the memory limits of its first sync";
+      wantedBy = [ "bitcoind.service" ];
+      before = [ "bitcoind.service" ];
+      unitConfig = {
+        ConditionPathExists = "!${steadyMarker}";
+        RequiresMountsFor = [ cfg.dataDir ];
+      };
+      serviceConfig = chainstead.hardening // {
+        # exec: before every start of bitcoind while the marker is missing
+        Type = "oneshot";
+        ExecStart = setLimits (initialDbcache + overhead);
+
+        # identity and paths: root, to set bitcoind's properties; writes nothing
+
+        # no network: systemctl reaches systemd over its Unix socket
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        IPAddressDeny = "any";
+      };
+    };
+  }
+  // lib.optionalAttrs switching {
+    chainstead-bitcoind-steady-dbcache = {
+      description = "Restart bitcoind once with the steady-state dbcache after its first sync";
+      wantedBy = [ "${syncedTarget}.target" ];
+      after = [ "${syncedTarget}.target" ];
+      before = [
+        "chainstead-bitcoind-initial-sync-done.service"
+        "fulcrum.service"
+        "lnd.service"
+      ];
+      # A changed unit is not run again by a switch: once per boot at most.
+      restartIfChanged = false;
+      unitConfig = {
+        ConditionPathExists = [
+          restartRequest
+          "!${steadyMarker}"
+        ];
+        RequiresMountsFor = [ cfg.dataDir ];
+      };
+      serviceConfig = chainstead.hardening // {
+        # exec: the marker first, so the restarted bitcoind reads it; the
+        # restart is queued (--no-block): Fulcrum and LND are ordered after
+        # bitcoind.service and wait for it.
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = [
+          "${pkgs.coreutils}/bin/install -m 0640 ${steadyEnv} ${steadyMarker}.tmp"
+          "${pkgs.coreutils}/bin/mv -f ${steadyMarker}.tmp ${steadyMarker}"
+        ]
+        # the steady limits for the restarted process
+        ++ lib.optional limited (setLimits cfg.memory)
+        ++ [ "${pkgs.systemd}/bin/systemctl --no-block restart bitcoind.service" ];
+
+        # identity and paths: root, to restart bitcoind; writes only the marker
+        ReadWritePaths = [ cfg.dataDir ];
+
+        # exceptions to the baseline
+        CapabilityBoundingSet = [ "CAP_DAC_OVERRIDE" ]; # write into bitcoind's datadir (0750 bitcoind)
+
+        # no network: systemctl reaches systemd over its Unix socket
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        IPAddressDeny = "any";
+      };
+    };
+
+    chainstead-bitcoind-initial-sync-done = {
+      description = "Mark bitcoind's first sync done (steady-state dbcache from its next start)";
+      wantedBy = [ "${syncedTarget}.target" ];
+      after = [ "${syncedTarget}.target" ];
+      unitConfig = {
+        ConditionPathExists = "!${steadyMarker}";
+        RequiresMountsFor = [ cfg.dataDir ];
+      };
+      serviceConfig = chainstead.hardening // {
+        # exec
+        Type = "oneshot";
+        ExecStart = [
+          "${pkgs.coreutils}/bin/install -m 0640 ${steadyEnv} ${steadyMarker}.tmp"
+          "${pkgs.coreutils}/bin/mv -f ${steadyMarker}.tmp ${steadyMarker}"
+        ];
+
+        # identity and paths: bitcoind's own user, in its own datadir
+        User = "bitcoind";
+        Group = "bitcoind";
+        ReadWritePaths = [ cfg.dataDir ];
+
+        # no network
+        PrivateNetwork = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        IPAddressDeny = "any";
+      };
+    };
+  };
 in
 {
   options.services.chainstead.bitcoind = {
@@ -84,6 +251,43 @@ in
       description = "bitcoind's datadir: chainstate, indexes (txindex), wallets, the debug log.";
     };
 
+    indexesDir = mkOption {
+      type = types.str;
+      default =
+        if storage.placement.bitcoindIndexes == storage.placement.bitcoindData then
+          ownIndexesDir
+        else
+          "${toString storage.${storage.placement.bitcoindIndexes}.path}/bitcoind-indexes";
+      defaultText = literalExpression ''
+        "<datadir>/indexes" (the network's subdirectory off mainnet), or
+        "''${storage.<placement.bitcoindIndexes>.path}/bitcoind-indexes" on the other tier
+      '';
+      description = ''
+        Where bitcoind's `indexes/` (txindex) lives. Elsewhere than in the
+        datadir, the tier setup makes `indexes/` a symlink to it and bitcoind
+        requires both mounts.
+      '';
+    };
+
+    initialSync.dbcache = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = defaultInitialDbcache;
+      defaultText = literalExpression ''
+        with a sync gate (Fulcrum or LND on this host), off regtest: the memory budget's
+        free MiB while they do not run (at most where bitcoind warns), or
+        dbcache plus their budgets without services.chainstead.memory.total;
+        otherwise null
+      '';
+      example = 6144;
+      description = ''
+        UTXO cache in MiB for the first sync: bitcoind starts with it until the
+        bitcoind sync gate has seen initial block download end, then restarts
+        once with {option}`settings.dbcache` (a marker in the datadir keeps it
+        so). `null` syncs with the steady-state dbcache. Needs the bitcoind
+        sync gate; the switch never blocks `nixos-rebuild switch`.
+      '';
+    };
+
     blocksDir = chainstead.tierDirOption {
       inherit storage;
       placement = "bitcoindBlocks";
@@ -101,7 +305,9 @@ in
       example = 8192;
       description = ''
         Memory in MiB this host can give bitcoind (the seed's 12 GB VM budgets
-        4 GB). Used to size {option}`settings.dbcache`.
+        4 GB). Used to size {option}`settings.dbcache`, and counted in the
+        host's memory budget ({option}`services.chainstead.memory`), which
+        derives the unit's `MemoryHigh=`/`MemoryMax=` from it.
       '';
     };
 
@@ -285,11 +491,18 @@ in
   };
 
   config = mkIf cfg.enable {
-    warnings = lib.concatLists (
-      lib.mapAttrsToList (
-        user: u: map (w: "services.chainstead.bitcoind.rpc.users.${user}: ${w}") u.warnings
-      ) cfg.rpc.users
-    );
+    warnings =
+      lib.concatLists (
+        lib.mapAttrsToList (
+          user: u: map (w: "services.chainstead.bitcoind.rpc.users.${user}: ${w}") u.warnings
+        ) cfg.rpc.users
+      )
+      ++ lib.optional (initialDbcache != null && !gated) ''
+        services.chainstead.bitcoind.initialSync.dbcache is set, but nothing would switch it
+        back: the switch needs the bitcoind sync gate, which exists when Fulcrum or LND
+        runs on this host. bitcoind syncs with settings.dbcache; set initialSync.dbcache
+        to null, or raise settings.dbcache yourself for the first sync.
+      '';
 
     assertions = [
       (chainstead.noSecretSettings "services.chainstead.bitcoind.settings" cfg.settings)
@@ -351,6 +564,12 @@ in
           user = "bitcoind";
           group = "bitcoind";
           units = [ "bitcoind" ];
+          # chainstate/ and blocks/index/ (and indexes/ when it stays here)
+          database = "LevelDB";
+          placementOption = "bitcoindData";
+          expectedSize = lib.mkDefault (
+            sizeOf sizes.bitcoind.chainstate + (if separateIndexes then 0 else txindexSize)
+          );
         };
         bitcoind-blocks = {
           tier = storage.placement.bitcoindBlocks;
@@ -358,7 +577,42 @@ in
           user = "bitcoind";
           group = "bitcoind";
           units = [ "bitcoind" ];
+          # blk/rev files only: written once, read sequentially; fine on NFS
+          placementOption = "bitcoindBlocks";
+          # A pruned node keeps about its target (MiB) of block files.
+          expectedSize = lib.mkDefault (
+            if cfg.prune > 1 then cfg.prune * 1049 / 1000000 + 1 else sizeOf sizes.bitcoind.blocks
+          );
         };
+      }
+      // lib.optionalAttrs separateIndexes {
+        bitcoind-indexes = {
+          tier = storage.placement.bitcoindIndexes;
+          path = cfg.indexesDir;
+          user = "bitcoind";
+          group = "bitcoind";
+          units = [ "bitcoind" ];
+          database = "LevelDB";
+          placementOption = "bitcoindIndexes";
+          linkFrom = ownIndexesDir;
+          expectedSize = lib.mkDefault txindexSize;
+        };
+      }
+      // lib.optionalAttrs (separateIndexes && netDir != cfg.dataDir) {
+        # The network's subdirectory, so the indexes/ link has a parent.
+        bitcoind-network = {
+          tier = storage.placement.bitcoindData;
+          path = netDir;
+          user = "bitcoind";
+          group = "bitcoind";
+          units = [ "bitcoind" ];
+        };
+      };
+
+      memory.services.bitcoind = {
+        budget = cfg.memory;
+        initialSyncBudget = if switching then initialDbcache + overhead else null;
+        class = "background";
       };
     };
 
@@ -391,57 +645,64 @@ in
 
     environment.systemPackages = [ cliWrapper ];
 
-    systemd.services.bitcoind = {
-      description = "Bitcoin daemon (${cfg.network})";
-      documentation = [ "https://bitcoincore.org/en/doc/" ];
-      wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
-      restartTriggers = [ configFile ];
+    systemd.services = firstSyncUnits // {
+      bitcoind = {
+        environment = lib.optionalAttrs switching { ${dbcacheVar} = "-dbcache=${toString initialDbcache}"; };
+        description = "Bitcoin daemon (${cfg.network})";
+        documentation = [ "https://bitcoincore.org/en/doc/" ];
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        restartTriggers = [ configFile ];
 
-      serviceConfig = chainstead.hardening // {
-        # exec
-        ExecStart = lib.escapeShellArgs (
-          [
-            (lib.getExe' cfg.package "bitcoind")
-            "-blocksdir=${cfg.blocksDir}"
-            "-conf=${configFile}"
+        serviceConfig = chainstead.hardening // {
+          # exec
+          ExecStart = lib.escapeShellArgs (
+            [
+              (lib.getExe' cfg.package "bitcoind")
+              "-blocksdir=${cfg.blocksDir}"
+              "-conf=${configFile}"
+            ]
+            ++ commonArgs
+          )
+          # the first sync's dbcache, or no argument once the marker is there
+          + lib.optionalString switching " \$${dbcacheVar}";
+          EnvironmentFile = lib.optional switching "-${steadyMarker}";
+          ExecStartPost = lib.optional (!hasCookiePerms) "+${pkgs.writeShellScript "bitcoind-cookie-perms" ''
+            # bitcoind before 28.0 writes the cookie 0600; let the group read it.
+            for _ in $(seq 300); do
+              if [ -e ${cfg.rpc.cookieFile} ]; then
+                exec chmod 0640 ${cfg.rpc.cookieFile}
+              fi
+              sleep 1
+            done
+          ''}";
+          # startupnotify runs systemd-notify as a child of bitcoind.
+          Type = "notify";
+          NotifyAccess = "all";
+          Restart = "on-failure";
+          RestartSec = "10s";
+          # A first start can replay blocks for a long time; a clean stop
+          # flushes the UTXO cache to disk, which takes minutes with a big dbcache.
+          TimeoutStartSec = "infinity";
+          TimeoutStopSec = "30min";
+
+          # identity and paths
+          User = "bitcoind";
+          Group = "bitcoind";
+          ReadWritePaths = [
+            cfg.dataDir
+            cfg.blocksDir
+            (dirOf cfg.rpc.cookieFile)
           ]
-          ++ commonArgs
-        );
-        ExecStartPost = lib.optional (!hasCookiePerms) "+${pkgs.writeShellScript "bitcoind-cookie-perms" ''
-          # bitcoind before 28.0 writes the cookie 0600; let the group read it.
-          for _ in $(seq 300); do
-            if [ -e ${cfg.rpc.cookieFile} ]; then
-              exec chmod 0640 ${cfg.rpc.cookieFile}
-            fi
-            sleep 1
-          done
-        ''}";
-        # startupnotify runs systemd-notify as a child of bitcoind.
-        Type = "notify";
-        NotifyAccess = "all";
-        Restart = "on-failure";
-        RestartSec = "10s";
-        # A first start can replay blocks for a long time; a clean stop
-        # flushes the UTXO cache to disk, which takes minutes with a big dbcache.
-        TimeoutStartSec = "infinity";
-        TimeoutStopSec = "30min";
+          ++ lib.optional separateIndexes cfg.indexesDir;
+          UMask = "0027";
 
-        # identity and paths
-        User = "bitcoind";
-        Group = "bitcoind";
-        ReadWritePaths = [
-          cfg.dataDir
-          cfg.blocksDir
-          (dirOf cfg.rpc.cookieFile)
-        ];
-        UMask = "0027";
-
-        # exceptions to the baseline
-        RestrictAddressFamilies = chainstead.hardening.RestrictAddressFamilies ++ [
-          "AF_NETLINK" # local address discovery for -discover (getifaddrs)
-        ];
+          # exceptions to the baseline
+          RestrictAddressFamilies = chainstead.hardening.RestrictAddressFamilies ++ [
+            "AF_NETLINK" # local address discovery for -discover (getifaddrs)
+          ];
+        };
       };
     };
   };

@@ -1,5 +1,6 @@
 # Fulcrum: an Electrum server on bitcoind, its index on the fast tier, TCP
-# and SSL on loopback (a self-signed certificate made once), started by the
+# and SSL on loopback (a self-signed certificate, made again only when its
+# names change: services.chainstead.fulcrum.ssl.subjectAltNames), started by the
 # bitcoind sync gate instead of at boot: Fulcrum is of no use before bitcoind
 # has left initial block download.
 #
@@ -49,25 +50,32 @@ let
     + chainstead.toKeyValueLines { } cfg.settings;
   configFile = pkgs.writeText "fulcrum.conf" configText;
   # With a password instead of the cookie, the config with the credential is
-  # assembled at start in the runtime directory (tmpfs, mode 0700).
+  # rendered at start into the runtime directory (tmpfs, mode 0700) by the
+  # secret loader's template renderer: the store config plus the two RPC
+  # lines, the placeholder replaced by the credential, written atomically.
   runtimeConfig = "/run/fulcrum/fulcrum.conf";
   effectiveConfig = if usesPassword then runtimeConfig else configFile;
+  runtimeTemplate = pkgs.writeText "fulcrum.conf.template" (
+    configText + "rpcuser=${cfg.bitcoind.user}\nrpcpassword=@bitcoind-rpc-password@\n"
+  );
 
   renderRuntimeConfig = pkgs.writeShellApplication {
     name = "fulcrum-runtime-config";
-    runtimeInputs = [ pkgs.coreutils ];
+    runtimeInputs = [ secrets.package ];
     text = ''
-      umask 077
-      password="$(tr -d '\r\n' < "$CREDENTIALS_DIRECTORY/bitcoind-rpc-password")"
-      {
-        cat ${configFile}
-        printf 'rpcuser=%s\nrpcpassword=%s\n' ${lib.escapeShellArg cfg.bitcoind.user} "$password"
-      } > ${runtimeConfig}.tmp
-      mv ${runtimeConfig}.tmp ${runtimeConfig}
+      exec chainstead-secrets render --template ${runtimeTemplate} --out ${runtimeConfig} --mode 0600 \
+        --secret @bitcoind-rpc-password@=credential:bitcoind-rpc-password
     '';
   };
 
-  # Made once; a present pair is never replaced (clients may have pinned it).
+  # The self-signed pair (services.chainstead.fulcrum.ssl.subjectAltNames):
+  # the RSA key is made once with openssl (Fulcrum fully supports RSA keys
+  # only, fulcrum-example-config.conf `key`; ring, which the Rust tool uses,
+  # cannot generate them) and kept; `chainstead tls-cert` makes the
+  # certificate from it, and makes it again only when the SAN list changes
+  # (recorded in cert.pem.sans), so a pinned fingerprint changes only then.
+  # A certificate from before the record, with the old fixed SANs
+  # (localhost, 127.0.0.1, ::1), is kept as it is.
   selfSignedCert = pkgs.writeShellApplication {
     name = "fulcrum-self-signed-cert";
     runtimeInputs = [
@@ -75,24 +83,17 @@ let
       pkgs.openssl
     ];
     text = ''
-      if [ -e ${keyFile} ] && [ -e ${certFile} ]; then
-        exit 0
-      fi
       umask 077
       mkdir -p ${sslDir}
-      # Fulcrum fully supports RSA keys only (fulcrum-example-config.conf, `key`).
-      # Self-signed, so it is its own CA: keyCertSign keeps strict verifiers
-      # (Python's default context, OpenSSL's X509_STRICT) happy.
-      openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days 3650 \
-        -subj "/CN=chainstead-fulcrum" \
-        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
-        -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
-        -addext "extendedKeyUsage=serverAuth" \
-        -keyout ${sslDir}/key.pem.tmp -out ${sslDir}/cert.pem.tmp
-      chmod 0644 ${sslDir}/cert.pem.tmp
-      mv ${sslDir}/key.pem.tmp ${keyFile}
-      mv ${sslDir}/cert.pem.tmp ${certFile}
-      sync ${sslDir}
+      if [ ! -e ${keyFile} ]; then
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out ${sslDir}/key.pem.tmp
+        mv ${sslDir}/key.pem.tmp ${keyFile}
+        sync ${sslDir}
+      fi
+      exec ${lib.getExe cfg.ssl.certPackage} tls-cert --cert ${certFile} --key ${keyFile} \
+        --common-name chainstead-fulcrum ${
+          lib.concatMapStringsSep " " (n: "--san ${lib.escapeShellArg n}") cfg.ssl.subjectAltNames
+        }
     '';
   };
 in
@@ -162,13 +163,44 @@ in
         example = "/var/lib/acme/electrum.example.org/fullchain.pem";
         description = ''
           PEM certificate (full chain) to serve. `null`: a self-signed RSA
-          certificate is made once into {option}`dataDir`/ssl and kept.
+          certificate for {option}`subjectAltNames` is made into
+          {option}`dataDir`/ssl, and made again only when those change.
         '';
       };
       keyFile = chainstead.mkSecretFileOption ''
         PEM private key of {option}`certFile` (RSA; Fulcrum's support for other
         key types is experimental). Handed over with `LoadCredential=`.
       '';
+
+      # Access (docs/access.md): the self-signed certificate's names.
+      subjectAltNames = mkOption {
+        # Host names and addresses only; `chainstead tls-cert` checks each in full.
+        type = types.nonEmptyListOf (types.strMatching "[A-Za-z0-9:][A-Za-z0-9.:-]*");
+        default = [
+          "localhost"
+          "127.0.0.1"
+          "::1"
+        ];
+        example = [
+          "localhost"
+          "127.0.0.1"
+          "node.home.arpa"
+          "192.168.1.10"
+        ];
+        description = ''
+          Host names and addresses in the self-signed certificate (unused
+          with {option}`certFile`). A new certificate is made when the list
+          changes; services.chainstead.access.lan.fulcrum sets it.
+        '';
+      };
+      certPackage = chainstead.toolPackageOption pkgs "chainstead-cli" ../pkgs/chainstead-tools/cli.nix;
+      effectiveCertFile = mkOption {
+        type = types.str;
+        readOnly = true;
+        default = certFile;
+        defaultText = literalExpression ''certFile, or "''${dataDir}/ssl/cert.pem"'';
+        description = "The certificate Fulcrum serves.";
+      };
     };
 
     openFirewall = mkOption {
@@ -339,6 +371,16 @@ in
         user = "fulcrum";
         group = "fulcrum";
         units = [ "fulcrum" ];
+        placementOption = "fulcrum";
+        expectedSize = lib.mkDefault ((import ./sizes.nix).fulcrum.${cfg.bitcoind.network} or 0);
+      };
+
+      # Started by the bitcoind gate: not running while bitcoind syncs.
+      # Interactive: its wallet queries go ahead of the chains' sync.
+      memory.services.fulcrum = {
+        budget = cfg.memory;
+        runsDuringInitialSync = false;
+        class = "interactive";
       };
     };
 

@@ -55,13 +55,20 @@ let
     + chainstead.toKeyValueLines { } cfg.settings;
   configFile = pkgs.writeText "lnd.conf" configText;
   # With an RPC password instead of the cookie, the config with the
-  # credential is assembled at start in the runtime directory (tmpfs, 0700).
+  # credential is rendered at start into the runtime directory (tmpfs, 0700)
+  # by the secret loader's template renderer, written atomically.
   runtimeConfig = "/run/lnd/lnd.conf";
   effectiveConfig = if usesPassword then runtimeConfig else configFile;
+  runtimeTemplate = pkgs.writeText "lnd.conf.template" (
+    configText + "bitcoind.rpcuser=${cfg.bitcoind.user}\nbitcoind.rpcpass=@bitcoind-rpc-password@\n"
+  );
 
   preStart = pkgs.writeShellApplication {
     name = "lnd-pre-start";
-    runtimeInputs = [ pkgs.coreutils ];
+    runtimeInputs = [
+      pkgs.coreutils
+      secrets.package
+    ];
     text = ''
       umask 077
       if [ -e ${walletDb} ] && [ ! -s ${cfg.walletPasswordFile} ]; then
@@ -69,12 +76,8 @@ let
         exit 1
       fi
       ${lib.optionalString usesPassword ''
-        password="$(tr -d '\r\n' < "$CREDENTIALS_DIRECTORY/bitcoind-rpc-password")"
-        {
-          cat ${configFile}
-          printf 'bitcoind.rpcuser=%s\nbitcoind.rpcpass=%s\n' ${lib.escapeShellArg cfg.bitcoind.user} "$password"
-        } > ${runtimeConfig}.tmp
-        mv ${runtimeConfig}.tmp ${runtimeConfig}
+        chainstead-secrets render --template ${runtimeTemplate} --out ${runtimeConfig} --mode 0600 \
+          --secret @bitcoind-rpc-password@=credential:bitcoind-rpc-password
       ''}
     '';
   };
@@ -109,71 +112,20 @@ let
     '';
   };
 
-  # Creates the wallet when LND reports none: the seed from /v1/genseed goes
-  # to a root-only file first (reused if a previous attempt died before
-  # /v1/initwallet), then /v1/initwallet with the password. Request bodies go
-  # through stdin, never argv; the reply (an admin macaroon) is discarded.
+  # Creates the wallet when LND reports none (chainstead-secrets lnd-wallet,
+  # docs/lnd.md): the seed from /v1/genseed goes to a root-only file first
+  # (reused with a recovery rescan if a previous attempt died before
+  # /v1/initwallet), then /v1/initwallet with the password. It waits up to
+  # 2 minutes for LND over its pinned tls.cert and stops on SIGTERM; the
+  # reply (an admin macaroon) is discarded. The password path is the only
+  # argument that names a secret, never its value.
   walletInit = pkgs.writeShellApplication {
     name = "lnd-wallet-init";
-    runtimeInputs = [
-      pkgs.coreutils
-      pkgs.curl
-      pkgs.jq
-    ];
+    runtimeInputs = [ secrets.package ];
     text = ''
-      umask 077
-      seed=${lib.escapeShellArg cfg.seedFile}
-      rest() {
-        curl --silent --show-error --fail --max-time 30 --cacert ${cfg.tlsCertFile} "$@"
-      }
-
-      # Wait for a state that says whether a wallet exists (lnrpc
-      # stateservice.proto); WAITING_TO_START (LND still starting) says neither.
-      state=""
-      for _ in $(seq 120); do
-        state="$(rest --max-time 5 ${restUrl}/v1/state | jq -r '.state' || true)"
-        case "$state" in
-          NON_EXISTING | LOCKED | UNLOCKED | RPC_ACTIVE | SERVER_ACTIVE) break ;;
-        esac
-        state=""
-        sleep 1
-      done
-      if [ -z "$state" ]; then
-        echo "lnd-wallet-init: LND's REST endpoint ${restUrl} did not report its wallet state within about 2 minutes" >&2
-        exit 1
-      fi
-      if [ "$state" != NON_EXISTING ]; then
-        echo "lnd-wallet-init: the wallet exists (state $state), nothing to do"
-        exit 0
-      fi
-
-      # A seed already in place means a restore (or a retry after a failed
-      # creation): ask LND to rescan the chain for the wallet's funds.
-      recovery_window=0
-      if [ ! -s "$seed" ]; then
-        echo "lnd-wallet-init: generating the seed into $seed"
-        rest ${restUrl}/v1/genseed | jq -er '.cipher_seed_mnemonic | join(" ")' > "$seed.tmp"
-        test "$(wc -w < "$seed.tmp")" -eq 24
-        chmod 0400 "$seed.tmp"
-        sync "$seed.tmp"
-        mv "$seed.tmp" "$seed"
-        sync "$(dirname "$seed")"
-      else
-        echo "lnd-wallet-init: creating the wallet from the seed already in $seed, with a recovery rescan"
-        recovery_window=${toString cfg.recoveryWindow}
-      fi
-
-      echo "lnd-wallet-init: creating the wallet"
-      jq -n \
-        --rawfile password "$CREDENTIALS_DIRECTORY/wallet-password" \
-        --rawfile mnemonic "$seed" \
-        --argjson recovery_window "$recovery_window" \
-        '{
-          wallet_password: ($password | sub("[\r\n]+$"; "") | @base64),
-          cipher_seed_mnemonic: ($mnemonic | sub("[\r\n]+$"; "") | split(" "))
-        } + (if $recovery_window > 0 then { recovery_window: $recovery_window } else {} end)' \
-        | rest --output /dev/null --header "Content-Type: application/json" --data-binary @- ${restUrl}/v1/initwallet
-      echo "lnd-wallet-init: wallet created; LND unlocks it from the password file from now on"
+      exec chainstead-secrets lnd-wallet --rest-url ${restUrl} --tls-cert-file ${cfg.tlsCertFile} \
+        --password-file "$CREDENTIALS_DIRECTORY/wallet-password" \
+        --seed-file ${lib.escapeShellArg cfg.seedFile} --recovery-window ${toString cfg.recoveryWindow}
     '';
   };
 
@@ -376,6 +328,17 @@ in
       };
     };
 
+    memory = mkOption {
+      type = types.ints.positive;
+      default = 2048;
+      description = ''
+        Memory in MiB for LND (the seed budgets 2 GB), counted in the host's
+        memory budget ({option}`services.chainstead.memory`), which derives
+        the unit's `MemoryHigh=`/`MemoryMax=` from it; LND's Go runtime
+        gets a soft limit of 90 % of it (`GOMEMLIMIT`).
+      '';
+    };
+
     recoveryWindow = mkOption {
       type = types.ints.positive;
       default = 2500;
@@ -542,6 +505,14 @@ in
 
       storage.reservedPaths = [ (dirOf cfg.seedFile) ];
 
+      # Started by the bitcoind gate; interactive: HTLCs and channel updates
+      # go ahead of the chains' background sync.
+      memory.services.lnd = {
+        budget = cfg.memory;
+        runsDuringInitialSync = false;
+        class = "interactive";
+      };
+
       storage.directories = {
         lnd = {
           tier = storage.placement.lnd;
@@ -553,6 +524,8 @@ in
             "lnd"
             "chainstead-lnd-wallet-init"
           ];
+          placementOption = "lnd";
+          expectedSize = lib.mkDefault ((import ./sizes.nix).lnd.${cfg.network} or 0);
         };
         # setgid: the macaroons LND writes here belong to the macaroon group.
         lnd-macaroons = {
@@ -619,6 +592,9 @@ in
             RuntimeDirectory = "lnd";
             RuntimeDirectoryMode = "0700";
             LoadCredential = lib.optional usesPassword "bitcoind-rpc-password:${bitcoindPasswordFile}";
+
+            # resource limits: the Go heap's soft limit below the unit's MemoryHigh=
+            Environment = [ "GOMEMLIMIT=${toString (cfg.memory * 9 / 10)}MiB" ];
 
             # exceptions to the baseline
             UMask = "0022"; # tls.cert (0644) must stay world-readable for clients; LND makes its private files 0600 and dirs 0700 itself

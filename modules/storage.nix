@@ -46,22 +46,79 @@ let
     fsType = mkOption {
       type = types.str;
       default = "ext4";
-      description = "Filesystem type of {option}`device`.";
+      example = "nfs";
+      description = ''
+        Filesystem type of {option}`device`. `nfs` (or `nfs4`, `cifs`) makes
+        the tier a network filesystem: other mount options, network ordering,
+        and no databases on it (see docs/storage.md, "Bulk over NFS").
+      '';
     };
     options = mkOption {
       type = types.listOf types.str;
-      default = [
-        "noatime"
-        "nofail"
-      ];
+      default = if isNetworkFsType cfg.${tier}.fsType then networkMountOptions else localMountOptions;
+      defaultText = lib.literalExpression ''
+        [ "noatime" "nofail" ], and for a network filesystem also
+        [ "_netdev" "hard" "x-systemd.mount-timeout=30s" ]
+      '';
       description = ''
         Mount options of {option}`device`. `nofail` keeps a missing disk from
         dropping the host into emergency mode (it stays reachable over SSH);
         the services on the tier still refuse to start without it, because
         every one of them carries `RequiresMountsFor=` on its directories.
+        On NFS, `hard` makes I/O wait for a vanished server instead of
+        failing it half-done, and `_netdev` marks the mount as needing the
+        network. No `x-systemd.automount`: the services need the mount before
+        they start anyway, and an automount would hide a failed mount until
+        the first access.
+      '';
+    };
+    size = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 500;
+      description = ''
+        Size of the tier's filesystem in GB (10^9 bytes, as disks are sold).
+        When set, the evaluation warns once the expected use (the
+        directories' {option}`expectedSize` plus {option}`reserved`) exceeds
+        {option}`services.chainstead.storage.budget.threshold` percent of it.
+        On a single-disk host where both tiers name one path, set it on
+        `fast` only.
+      '';
+    };
+    reserved = mkOption {
+      type = types.ints.unsigned;
+      default = 0;
+      example = 30;
+      description = ''
+        GB of the tier's filesystem used by other things: the operating
+        system, Nix store and logs when the tier is a directory on the root
+        disk (the seed budgets 30 GB).
       '';
     };
   };
+
+  # Network filesystems: systemd's fstab generator orders them after
+  # network-online.target by type (systemd.mount(5)); `_netdev` says the
+  # same for any type and documents it in fstab.
+  isNetworkFsType =
+    fsType:
+    lib.elem fsType [
+      "nfs"
+      "nfs4"
+      "cifs"
+      "smb3"
+    ];
+  localMountOptions = [
+    "noatime"
+    "nofail"
+  ];
+  networkMountOptions = localMountOptions ++ [
+    "_netdev"
+    "hard"
+    # A server that is down fails the mount in half a minute, not 90 s.
+    "x-systemd.mount-timeout=30s"
+  ];
+  isNetworkTier = tier: cfg.${tier}.device != null && isNetworkFsType cfg.${tier}.fsType;
 
   directoryType = types.submodule (
     { name, ... }:
@@ -96,6 +153,42 @@ let
             gets `RequiresMountsFor=` on it and waits for its tier's setup.
           '';
         };
+        expectedSize = mkOption {
+          type = types.ints.unsigned;
+          default = 0;
+          description = ''
+            GB the directory is expected to hold, for the tier's budget. The
+            service modules set a default for the network from public figures
+            (modules/sizes.nix); set your own from `du -s --block-size=1G`.
+          '';
+        };
+        database = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "LevelDB";
+          description = ''
+            The database engine that keeps its files here, if any; a database
+            on a network filesystem is refused (see
+            {option}`services.chainstead.storage.allowDatabasesOnNetworkFs`).
+          '';
+        };
+        placementOption = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "bitcoindBlocks";
+          description = "The `services.chainstead.storage.placement` option that moves the directory, for messages.";
+        };
+        linkFrom = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/srv/fast/bitcoind/indexes";
+          description = ''
+            A symlink to this directory, made by the setup of the tier that
+            contains it (never replacing a file or directory already there): how
+            a service that has no option for a subdirectory finds it on
+            another tier (bitcoind's `indexes/`).
+          '';
+        };
       };
     }
   );
@@ -119,10 +212,82 @@ let
       ++ map (d: "d ${d.path} ${d.mode} ${d.user} ${d.group} - -") (
         lib.sort (a: b: a.path < b.path) dirs
       )
+      # `L` without `+`: an existing directory at the link's place is left
+      # alone (tmpfiles reports it), never deleted.
+      ++ map (d: "L ${d.linkFrom} - - - - ${d.path}") (
+        lib.sort (a: b: a.linkFrom < b.linkFrom) (linksIn tier)
+      )
     )
     + "\n";
+  linksIn =
+    tier:
+    lib.filter (
+      d: d.linkFrom != null && tierPath tier != null && isInside (tierPath tier) d.linkFrom
+    ) directories;
 
   setupUnit = tier: "chainstead-storage-${tier}";
+
+  # One filesystem per distinct path: on a single-disk host both tiers name
+  # one directory, and its budget is counted once, on `fast`.
+  sharedPath = cfg.fast.path != null && cfg.fast.path == cfg.bulk.path;
+  budgetOf =
+    tier:
+    let
+      counted = if sharedPath then (if tier == "fast" then tierNames else [ ]) else [ tier ];
+      dirs = lib.sort (a: b: a.expectedSize > b.expectedSize) (
+        lib.filter (d: lib.elem d.tier counted && d.expectedSize > 0) directories
+      );
+    in
+    {
+      inherit (cfg.${tier}) size;
+      directories = dirs;
+      used = cfg.${tier}.reserved + lib.foldl' (n: d: n + d.expectedSize) 0 dirs;
+    };
+  overFull =
+    tier:
+    let
+      b = budgetOf tier;
+    in
+    b.size != null && b.used * 100 > cfg.budget.threshold * b.size;
+  otherTier = tier: if tier == "fast" then "bulk" else "fast";
+  overFullMessage =
+    tier:
+    let
+      b = budgetOf tier;
+      line =
+        d:
+        "  - ${d.path}: ${toString d.expectedSize} GB"
+        + lib.optionalString (
+          d.placementOption != null && !sharedPath
+        ) " (move it: services.chainstead.storage.placement.${d.placementOption} = \"${otherTier d.tier}\")";
+    in
+    ''
+      services.chainstead.storage.${tier} is expected to hold ${toString b.used} GB, more than
+      ${toString cfg.budget.threshold} % of its size of ${toString b.size} GB (services.chainstead.storage.${tier}.size):
+      ${lib.concatMapStringsSep "\n" line b.directories}
+        - other use (services.chainstead.storage.${tier}.reserved): ${toString cfg.${tier}.reserved} GB
+      Move a directory to the other tier (docs/storage.md, "Moving data between
+      tiers"), give the tier a bigger disk, or correct an estimate with
+      services.chainstead.storage.directories.<name>.expectedSize.
+    '';
+
+  # Databases on a network filesystem: LevelDB and LMDB both rely on file
+  # locks and (LMDB) a shared memory map that NFS does not keep coherent.
+  databasesOnNetwork = lib.filter (d: d.database != null && isNetworkTier d.tier) directories;
+  networkDatabaseMessage = d: ''
+    ${d.path} holds a ${d.database} database but is placed on the ${d.tier} tier,
+    a network filesystem (${cfg.${d.tier}.fsType}). ${
+      if d.database == "LMDB" then
+        "LMDB's own documentation says not to use its databases on remote filesystems (liblmdb/lmdb.h, Caveats)"
+      else
+        "LevelDB does not support network filesystems (google/leveldb#262; Bitcoin Core: bitcoin/bitcoin#6101, #26939)"
+    }.
+    Move it to a local tier${
+      lib.optionalString (
+        d.placementOption != null
+      ) " (services.chainstead.storage.placement.${d.placementOption} = \"${otherTier d.tier}\")"
+    }, or set services.chainstead.storage.allowDatabasesOnNetworkFs = true to accept the risk.
+  '';
 
   # The tier's own directory, for a tier without a device: the sandboxed
   # setup can only write inside a path that exists (ReadWritePaths=), and a
@@ -132,23 +297,48 @@ let
   mountPointRule =
     tier: pkgs.writeText "chainstead-${tier}-mount-point.conf" "d ${tierPath tier} 0755 root root - -\n";
 
+  # The tier whose setup makes a directory's symlink.
+  tierOfLink =
+    d:
+    let
+      holding = lib.filter (tier: isInside (tierPath tier) d.linkFrom) tierNames;
+    in
+    if holding == [ ] then d.tier else lib.head holding;
+
   unitsWithDirs = lib.unique (lib.concatMap (d: d.units) directories);
   wiringFor =
     unit:
     let
       dirs = lib.filter (d: lib.elem unit d.units) directories;
-      setups = lib.unique (map (d: "${setupUnit d.tier}.service") dirs);
+      setups = lib.unique (
+        map (d: "${setupUnit d.tier}.service") dirs
+        ++ map (d: "${setupUnit (tierOfLink d)}.service") (lib.filter (d: d.linkFrom != null) dirs)
+      );
+      # On a network tier, also after the network: systemd orders the mount
+      # so already; saying it on the unit makes the order visible in
+      # `systemctl show` and holds for the tier's setup unit too.
+      onNetwork = lib.any (d: isNetworkTier d.tier) dirs;
+      network = lib.optionals onNetwork [
+        "network-online.target"
+        "remote-fs.target"
+      ];
     in
     {
       # wants, not requires: a switch that changes a tier's rules restarts
       # its setup unit, and Requires= would restart bitcoind with it. The
       # mount itself is required through RequiresMountsFor=.
-      wants = setups;
-      after = setups;
-      unitConfig.RequiresMountsFor = map (d: d.path) dirs;
+      wants = setups ++ lib.optional onNetwork "network-online.target";
+      after = setups ++ network;
+      unitConfig.RequiresMountsFor = map (d: d.path) dirs ++ map (d: d.linkFrom) (
+        lib.filter (d: d.linkFrom != null) dirs
+      );
     };
 in
 {
+  # The memory budget lives beside the disk budget; every component that
+  # imports the storage module gets both.
+  imports = [ ./budget.nix ];
+
   options.services.chainstead.storage = {
     fast = tierOptions "fast" "NVMe: chainstate, indexes, Fulcrum, LND";
     bulk = tierOptions "bulk" "HDD: block files and the Monero database";
@@ -160,6 +350,17 @@ in
         description = ''
           Tier of bitcoind's datadir (chainstate, indexes such as txindex,
           wallets): LevelDB random I/O decides initial sync speed.
+        '';
+      };
+      bitcoindIndexes = mkOption {
+        type = tierType;
+        default = cfg.placement.bitcoindData;
+        defaultText = lib.literalExpression "config.services.chainstead.storage.placement.bitcoindData";
+        description = ''
+          Tier of bitcoind's `indexes/` (txindex): with the datadir by default.
+          On the other tier, `indexes/` in the datadir becomes a symlink made
+          by the tier setup (bitcoind has no option for it), so the txindex
+          can sit on a local HDD while the chainstate stays on NVMe.
         '';
       };
       bitcoindBlocks = mkOption {
@@ -192,6 +393,44 @@ in
       };
     };
 
+    budget = {
+      threshold = mkOption {
+        type = types.ints.between 1 100;
+        default = 85;
+        description = ''
+          Percent of a tier's {option}`size` the expected use may reach; above
+          it the evaluation warns (or fails, with {option}`enforce`), naming
+          the directories on the tier and how to move one.
+        '';
+      };
+      enforce = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Make an over-full tier an evaluation error instead of a warning.";
+      };
+    };
+
+    allowDatabasesOnNetworkFs = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Let a LevelDB (bitcoind's chainstate and indexes) or LMDB (monerod)
+        database sit on a network filesystem tier, with a warning instead of
+        an evaluation error. Both upstreams advise against it: LevelDB's
+        locking and LMDB's memory map are not safe over NFS.
+      '';
+    };
+
+    usage = mkOption {
+      type = types.attrsOf types.raw;
+      readOnly = true;
+      internal = true;
+      default = lib.genAttrs tierNames (tier: {
+        inherit (budgetOf tier) used size directories;
+      });
+      description = "Expected use per tier in GB, for tests and `chainstead status`.";
+    };
+
     setupRules = mkOption {
       type = types.attrsOf types.package;
       readOnly = true;
@@ -222,7 +461,24 @@ in
   };
 
   config = mkIf (directories != [ ]) {
+    warnings =
+      lib.optionals (!cfg.budget.enforce) (map overFullMessage (lib.filter overFull tierNames))
+      ++ lib.optionals cfg.allowDatabasesOnNetworkFs (map networkDatabaseMessage databasesOnNetwork);
+
     assertions =
+      map (tier: {
+        assertion = !(cfg.budget.enforce && overFull tier);
+        message = overFullMessage tier;
+      }) tierNames
+      ++ map (d: {
+        assertion = cfg.allowDatabasesOnNetworkFs;
+        message = networkDatabaseMessage d;
+      }) databasesOnNetwork
+      ++ map (d: {
+        assertion = d.linkFrom == null || lib.any (tier: isInside (tierPath tier) d.linkFrom) tierNames;
+        message = "${toString d.linkFrom}, the symlink to ${d.path}, must be inside a storage tier.";
+      }) directories
+      ++
       map (d: {
         assertion = tierPath d.tier != null;
         message = ''

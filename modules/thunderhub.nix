@@ -178,6 +178,16 @@ in
 
     package = chainstead.toolPackageOption pkgs "thunderhub" ../pkgs/thunderhub;
 
+    memory = mkOption {
+      type = types.ints.positive;
+      default = 768;
+      description = ''
+        Memory in MiB for ThunderHub (a Node.js server), counted in the host's
+        memory budget ({option}`services.chainstead.memory`), which derives the
+        unit's `MemoryHigh=`/`MemoryMax=` from it.
+      '';
+    };
+
     finalPackage = mkOption {
       type = types.package;
       readOnly = true;
@@ -377,12 +387,20 @@ in
     '';
 
     services.chainstead = {
+      # Started by LND's gate; a Node.js process.
+      memory.services.thunderhub = {
+        budget = cfg.memory;
+        runsDuringInitialSync = false;
+      };
+
       storage.directories.thunderhub = {
         tier = storage.placement.thunderhub;
         path = cfg.dataDir;
         user = "thunderhub";
         group = "thunderhub";
         units = [ "thunderhub" ];
+        placementOption = "thunderhub";
+        expectedSize = lib.mkDefault ((import ./sizes.nix).thunderhub.${lnd.network} or 0);
       };
 
       # Local mode generates the value once into the loader's state

@@ -5,6 +5,7 @@ final: _prev: {
   chainstead-sync-gate = final.callPackage ./chainstead-tools/sync-gate.nix { };
   chainstead-secrets = final.callPackage ./chainstead-tools/secrets.nix { };
   chainstead-backup = final.callPackage ./chainstead-tools/backup.nix { };
+  chainstead-cli = final.callPackage ./chainstead-tools/cli.nix { };
   chainstead-upgrade-guard = final.callPackage ./chainstead-tools/upgrade-guard.nix { };
   chainstead-exporter = final.callPackage ./chainstead-tools/exporter.nix { };
   thunderhub = final.callPackage ./thunderhub { };

@@ -13,6 +13,7 @@
     ./nixos-options/prometheus.nix
     ./nixos-options/systemd.nix
     ./nixos-options/tmpfiles.nix
+    ./nixos-options/tor.nix
     ./nixos-options/users-groups.nix
   ];
 }

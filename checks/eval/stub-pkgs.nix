@@ -141,6 +141,10 @@ let
       mainProgram = "chainstead-backup";
     }
     {
+      pname = "chainstead-cli";
+      mainProgram = "chainstead";
+    }
+    {
       pname = "chainstead-upgrade-guard";
       mainProgram = "chainstead-upgrade-guard";
     }

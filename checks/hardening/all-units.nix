@@ -1,7 +1,10 @@
 # A configuration with every chainstead unit in it: the five services, the
 # sync gates, a secret loader per consumer (OpenBao by AppRole), LND's seed
-# store, the backup pusher, the exporter and both storage tiers' setup units. Evaluated by
-# units.nix for the hardening table; not a host anyone deploys.
+# store, the backup pusher, the exporter, both storage tiers' setup units,
+# Tor for every service (hybrid) and a LAN switch (Fulcrum: the certificate
+# step in its ExecStartPre). tor.service is nixpkgs' own unit, not scored
+# here. Evaluated by units.nix for the hardening table; not a host anyone
+# deploys.
 {
   services.chainstead = {
     storage = {
@@ -35,6 +38,12 @@
     backup = {
       enable = true;
       targets.hdd.directory.path = "/srv/bulk/lnd-channel-backups";
+    };
+    tor.enable = true;
+    access.lan.fulcrum = {
+      enable = true;
+      allowedClients = [ "192.168.1.0/24" ];
+      names = [ "node.home.arpa" ];
     };
     monitoring.enable = true;
   };

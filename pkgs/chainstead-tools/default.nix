@@ -36,12 +36,15 @@ rustPlatform.buildRustPackage {
   meta = {
     description =
       if crate == null then
-        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard, exporter"
+        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard, exporter, the chainstead command"
       else
         "chainstead-${crate}, a helper tool of the chainstead NixOS stack";
     homepage = workspace.repository;
     license = lib.licenses.mit;
     platforms = lib.platforms.linux;
   }
-  // lib.optionalAttrs (crate != null) { mainProgram = "chainstead-${crate}"; };
+  # The operator command is `chainstead`; every other tool is named after its crate.
+  // lib.optionalAttrs (crate != null) {
+    mainProgram = if crate == "cli" then "chainstead" else "chainstead-${crate}";
+  };
 }

@@ -19,14 +19,25 @@
 //! replaced, the old files are deleted and it gets ENOENT, which means
 //! "start over". Exchange works on tmpfs and the usual local file systems
 //! (Linux ≥ 3.15; renameat2(2)).
+//!
+//! Two loaders may run at once (a whole-stack `load` by hand while a unit
+//! loads one service). Every change to the runtime directory (clean-up,
+//! staging, swap, removal) happens under an exclusive `flock(2)` on the
+//! runtime directory itself, held for the milliseconds of the install and
+//! never across network I/O. So the installs of one service are serialised,
+//! and a staging or doomed directory found while holding the lock is
+//! provably stale: the run that made it no longer holds the lock, so it has
+//! finished or died. Locking the directory, not a lock file beside the sets,
+//! adds no name to the runtime directory and needs no file created there.
 
-use std::fs::DirBuilder;
+use std::fs::{DirBuilder, File};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags, AT_FDCWD};
 use zeroize::Zeroizing;
 
 use chainstead_common::fs::{sync_dir, write_atomic_owned, Owner};
@@ -36,6 +47,47 @@ use chainstead_common::fs::{sync_dir, write_atomic_owned, Owner};
 /// protected by their owner and mode; their names are public (they are in
 /// the Nix store anyway).
 pub const DIR_MODE: u32 = 0o711;
+
+/// How long an install waits for another loader's install to finish. An
+/// install takes milliseconds; a lock held this long means a stuck process.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+const LOCK_POLL: Duration = Duration::from_millis(10);
+
+/// An exclusive lock on the runtime directory, released on drop.
+pub struct RuntimeLock {
+    _lock: Flock<File>,
+}
+
+/// Takes the exclusive lock on `runtime_dir` (which must exist), waiting up
+/// to [`LOCK_WAIT`] for another loader to finish its install.
+pub fn lock_runtime_dir(runtime_dir: &Path) -> Result<RuntimeLock> {
+    lock_runtime_dir_within(runtime_dir, LOCK_WAIT)
+}
+
+fn lock_runtime_dir_within(runtime_dir: &Path, wait: Duration) -> Result<RuntimeLock> {
+    let deadline = Instant::now() + wait;
+    let mut file = File::open(runtime_dir)
+        .with_context(|| format!("failed to open {} to lock it", runtime_dir.display()))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(RuntimeLock { _lock: lock }),
+            Err((f, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err((_, Errno::EWOULDBLOCK)) => anyhow::bail!(
+                "failed to lock {}: another chainstead-secrets has held it for {}s; \
+                 find it with `fuser -v {}` and stop it",
+                runtime_dir.display(),
+                wait.as_secs(),
+                runtime_dir.display()
+            ),
+            Err((_, e)) => {
+                return Err(e).with_context(|| format!("failed to lock {}", runtime_dir.display()))
+            }
+        }
+    }
+}
 
 /// One file of a set.
 pub struct FileOut {
@@ -48,7 +100,8 @@ pub struct FileOut {
 /// Installs `files` as the complete set of `service`.
 pub fn install_set(runtime_dir: &Path, service: &str, files: &[FileOut]) -> Result<()> {
     ensure_dir(runtime_dir)?;
-    remove_leftovers(runtime_dir, service)?;
+    let _lock = lock_runtime_dir(runtime_dir)?;
+    remove_stale(runtime_dir, service)?;
     let staging = runtime_dir.join(format!(
         ".{service}.new-{}",
         hex::encode(rand::random::<[u8; 6]>())
@@ -127,6 +180,10 @@ pub fn remove_set(runtime_dir: &Path, service: &str) -> Result<bool> {
     if !live.exists() {
         return Ok(false);
     }
+    let _lock = lock_runtime_dir(runtime_dir)?;
+    if !live.exists() {
+        return Ok(false);
+    }
     let doomed = runtime_dir.join(format!(
         ".{service}.old-{}",
         hex::encode(rand::random::<[u8; 6]>())
@@ -139,8 +196,9 @@ pub fn remove_set(runtime_dir: &Path, service: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Staging and doomed directories a killed run may have left behind.
-fn remove_leftovers(runtime_dir: &Path, service: &str) -> Result<()> {
+/// Staging and doomed directories a killed run left behind. Called with the
+/// runtime directory locked: no live run owns any of them.
+fn remove_stale(runtime_dir: &Path, service: &str) -> Result<()> {
     let prefixes = [format!(".{service}.new-"), format!(".{service}.old-")];
     let entries = std::fs::read_dir(runtime_dir)
         .with_context(|| format!("failed to list {}", runtime_dir.display()))?;
@@ -158,17 +216,37 @@ fn remove_leftovers(runtime_dir: &Path, service: &str) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and every missing parent with [`DIR_MODE`], whatever the
+/// umask (the unit runs with UMask=0077, which would leave them 0700 and keep
+/// the consuming users out although the load succeeded). Existing
+/// directories are left as they are.
 fn ensure_dir(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .with_context(|| format!("failed to create directory {}", dir.display()))?;
-        // The unit runs with UMask=0077, which would leave it 0700 and
-        // keep the consuming users out.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
-            .with_context(|| format!("failed to set mode {DIR_MODE:o} on {}", dir.display()))?;
+    if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
+        anyhow::bail!(
+            "failed to use {} as the runtime directory: runtime_dir must be an absolute path without `..`",
+            dir.display()
+        );
+    }
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut path = PathBuf::new();
+    for c in dir.components() {
+        path.push(c);
+        if path.is_dir() {
+            continue;
+        }
+        match DirBuilder::new().mode(DIR_MODE).create(&path) {
+            Ok(()) => {}
+            // Another loader made it first; its mode is set below all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to create directory {}", path.display()))
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(DIR_MODE))
+            .with_context(|| format!("failed to set mode {DIR_MODE:o} on {}", path.display()))?;
     }
     Ok(())
 }
@@ -266,5 +344,123 @@ mod tests {
         assert!(remove_set(&rt, "svc").unwrap());
         assert!(!remove_set(&rt, "svc").unwrap());
         assert_eq!(names(&rt), [".other.new-keep"]);
+    }
+
+    /// Issue 15 item 6: every directory the loader creates on the way to
+    /// the runtime directory is traversable, not just the last one.
+    #[test]
+    fn created_parents_of_the_runtime_dir_are_traversable_despite_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().join("a/b/secrets");
+        let before = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let result = install_set(&rt, "svc", &[file("a", "1")]);
+        nix::sys::stat::umask(old);
+        result.unwrap();
+        for d in [dir.path().join("a"), dir.path().join("a/b"), rt.clone()] {
+            assert_eq!(
+                std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+                DIR_MODE,
+                "{}",
+                d.display()
+            );
+        }
+        // An existing parent keeps its mode.
+        assert_eq!(
+            std::fs::metadata(dir.path()).unwrap().permissions().mode(),
+            before
+        );
+    }
+
+    #[test]
+    fn a_relative_runtime_dir_is_refused() {
+        let err = install_set(Path::new("relative/secrets"), "svc", &[file("a", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be an absolute path"), "{err}");
+    }
+
+    fn set_of(round: usize, run: usize) -> Vec<FileOut> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| file(n, &format!("{round}-{run}")))
+            .collect()
+    }
+
+    /// Issue 15 item 4: two installs of the same service at once both
+    /// succeed and leave one complete set, from one of them, and nothing
+    /// else. Before the lock, one run's clean-up removed the other's staging
+    /// directory while in use, and a failing run then removed the live set.
+    #[test]
+    fn concurrent_installs_of_one_service_both_end_with_every_file_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().join("secrets");
+        install_set(&rt, "svc", &set_of(0, 0)).unwrap();
+        for round in 1..=50 {
+            let barrier = std::sync::Barrier::new(2);
+            let results: Vec<Result<()>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..2)
+                    .map(|run| {
+                        let (rt, barrier) = (&rt, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            install_set(rt, "svc", &set_of(round, run))
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for r in &results {
+                assert!(r.is_ok(), "round {round}: {:#}", r.as_ref().unwrap_err());
+            }
+            assert_eq!(names(&rt), ["svc"], "round {round}");
+            assert_eq!(names(&rt.join("svc")), ["a", "b", "c"], "round {round}");
+            let contents: Vec<_> = ["a", "b", "c"]
+                .iter()
+                .map(|n| std::fs::read_to_string(rt.join("svc").join(n)).unwrap())
+                .collect();
+            assert!(
+                contents.iter().all(|c| *c == contents[0])
+                    && (contents[0] == format!("{round}-0") || contents[0] == format!("{round}-1")),
+                "round {round}: a mixed or old set {contents:?}"
+            );
+        }
+    }
+
+    /// A staging directory is only removed while the lock is held, i.e.
+    /// when its creator has finished: an install waits for a holder.
+    #[test]
+    fn an_install_waits_for_the_lock_and_then_cleans_stale_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = dir.path().to_path_buf();
+        let held = lock_runtime_dir(&rt).unwrap();
+        // As if the holder were filling it.
+        std::fs::create_dir(rt.join(".svc.new-inuse")).unwrap();
+        std::fs::write(rt.join(".svc.new-inuse/x"), "x").unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let r = install_set(&rt, "svc", &[file("a", "1")]);
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                r
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!done.load(std::sync::atomic::Ordering::SeqCst));
+            assert!(rt.join(".svc.new-inuse/x").exists(), "removed while in use");
+            drop(held);
+            h.join().unwrap().unwrap();
+        });
+        assert_eq!(names(&rt), ["svc"]);
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_a_named_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = lock_runtime_dir(dir.path()).unwrap();
+        let err = lock_runtime_dir_within(dir.path(), Duration::from_millis(50))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("another chainstead-secrets"), "{err}");
     }
 }

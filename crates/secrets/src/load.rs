@@ -85,7 +85,7 @@ pub async fn run(manifest: &Manifest, only: Option<&str>) -> Result<()> {
             return Err(e);
         }
     };
-    let mut failed = Vec::new();
+    let mut failed: Vec<(&str, Dropped)> = Vec::new();
     for (name, planned) in plans {
         match build_and_install(manifest, name, &planned, &values) {
             Ok(()) => tracing::info!(
@@ -95,8 +95,7 @@ pub async fn run(manifest: &Manifest, only: Option<&str>) -> Result<()> {
             ),
             Err(e) => {
                 tracing::error!("{e:#}");
-                drop_set(manifest, name);
-                failed.push(name.to_owned());
+                failed.push((name, drop_set(manifest, name)));
             }
         }
     }
@@ -104,21 +103,73 @@ pub async fn run(manifest: &Manifest, only: Option<&str>) -> Result<()> {
         tracing::info!("done in {:.2}s", started.elapsed().as_secs_f64());
         Ok(())
     } else {
-        anyhow::bail!(
-            "failed to load the secrets of {}; their previous files were removed and the services will not start",
-            failed.join(", ")
-        )
+        anyhow::bail!("{}", failure_summary(&failed))
     }
 }
 
-fn drop_set(manifest: &Manifest, service: &str) {
+/// What became of a service's previous set after its load failed.
+#[derive(Debug)]
+pub enum Dropped {
+    /// Removed: the service has no secrets now.
+    Removed,
+    /// There was none.
+    NoneThere,
+    /// Removing it failed (a read-only runtime file system, say): the
+    /// previous files are still there and readable.
+    StillThere(String),
+}
+
+fn drop_set(manifest: &Manifest, service: &str) -> Dropped {
     match install::remove_set(&manifest.runtime_dir, service) {
-        Ok(true) => tracing::warn!(
-            "removed the previous secrets of {service}: a failed load leaves none behind"
-        ),
-        Ok(false) => {}
-        Err(e) => tracing::error!("{e:#}"),
+        Ok(true) => {
+            tracing::warn!(
+                "removed the previous secrets of {service}: a failed load leaves none behind"
+            );
+            Dropped::Removed
+        }
+        Ok(false) => Dropped::NoneThere,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            Dropped::StillThere(format!("{e:#}"))
+        }
     }
+}
+
+/// The final error of a load in which `failed` services failed, saying for
+/// each what is true of its previous files.
+pub fn failure_summary(failed: &[(&str, Dropped)]) -> String {
+    let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
+    let mut parts = Vec::new();
+    let group = |want: fn(&Dropped) -> bool| -> Vec<&str> {
+        failed
+            .iter()
+            .filter(|(_, d)| want(d))
+            .map(|(n, _)| *n)
+            .collect()
+    };
+    let removed = group(|d| matches!(d, Dropped::Removed));
+    if !removed.is_empty() {
+        parts.push(format!(
+            "the previous files of {} were removed",
+            removed.join(", ")
+        ));
+    }
+    let none = group(|d| matches!(d, Dropped::NoneThere));
+    if !none.is_empty() {
+        parts.push(format!("{} had no previous files", none.join(", ")));
+    }
+    for (n, d) in failed {
+        if let Dropped::StillThere(e) = d {
+            parts.push(format!(
+                "the previous files of {n} are still in place and readable, because removing them failed too ({e}); remove them by hand if {n} must not start with them"
+            ));
+        }
+    }
+    format!(
+        "failed to load the secrets of {}; {}",
+        names.join(", "),
+        parts.join("; ")
+    )
 }
 
 fn build_and_install(
@@ -297,8 +348,8 @@ async fn fetch_openbao(
     started: Instant,
     generate: bool,
 ) -> Result<Values> {
-    let mut client = bao::Client::new(cfg, started)?;
-    client.login(&cfg.auth).await?;
+    let mut client = bao::connect(cfg, started)?;
+    client.login(&bao::auth(&cfg.auth)).await?;
     let values = fetch_with(&client, wanted, generate).await;
     client.revoke().await;
     Ok(values)
@@ -478,5 +529,32 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "string",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_summary_says_what_became_of_each_previous_set() {
+        let s = failure_summary(&[
+            ("lnd", Dropped::Removed),
+            ("fulcrum", Dropped::NoneThere),
+            ("thunderhub", Dropped::Removed),
+            (
+                "backup",
+                Dropped::StillThere("failed to move x aside: Read-only file system".into()),
+            ),
+        ]);
+        assert_eq!(
+            s,
+            "failed to load the secrets of lnd, fulcrum, thunderhub, backup; \
+             the previous files of lnd, thunderhub were removed; \
+             fulcrum had no previous files; \
+             the previous files of backup are still in place and readable, because removing \
+             them failed too (failed to move x aside: Read-only file system); remove them by \
+             hand if backup must not start with them"
+        );
     }
 }

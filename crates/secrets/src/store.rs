@@ -44,8 +44,8 @@ pub async fn run(manifest: &Manifest, req: &Request<'_>) -> Result<()> {
     match &manifest.openbao {
         None => store_local(manifest, &r, &value, req.overwrite),
         Some(cfg) => {
-            let mut client = bao::Client::new(cfg, started)?;
-            client.login(&cfg.auth).await?;
+            let mut client = bao::connect(cfg, started)?;
+            client.login(&bao::auth(&cfg.auth)).await?;
             let result = store_openbao(&client, &r, value, req.overwrite).await;
             client.revoke().await;
             result

@@ -16,6 +16,7 @@ use chainstead_common::retry::Backoff;
 use chainstead_common::shutdown::Shutdown;
 
 use crate::backend::Prober;
+use crate::first_sync::FirstSync;
 use crate::manifest::Manifest;
 use crate::probe::{Observation, ProbeError};
 use crate::progress::{next_interval, status_line, Rate};
@@ -157,6 +158,7 @@ impl Stats {
 /// misconfiguration (so systemd restarts it with backoff).
 pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
     let mut prober = Prober::new(m)?;
+    let first_sync = FirstSync::for_manifest(m);
     let metrics_file = m.metrics_file();
     notify::ready();
     let mut released = m
@@ -196,6 +198,10 @@ pub async fn wait(m: &Manifest, mut shutdown: Shutdown) -> Result<()> {
                 stats.last_error = None;
                 rate.update(now, &obs);
                 let mut line = status_line(&m.name, &obs, &rate);
+                // Before the flag: the first sync's dbcache switch (first_sync.rs).
+                if let (Some(f), false) = (&first_sync, released) {
+                    f.before_release(&obs)?;
+                }
                 if obs.ready && !released {
                     write_flag(m, &obs)?;
                     released = true;

@@ -10,6 +10,7 @@ pub mod backend;
 // The transport the backends share with chainstead-exporter.
 pub use chainstead_clients::{http, tls};
 pub mod cli;
+pub mod first_sync;
 pub mod gate;
 pub mod manifest;
 pub mod probe;

@@ -7,6 +7,7 @@
 
 mod process;
 mod replay;
+pub mod tls;
 pub mod vault;
 
 pub use process::{free_port, require_binary, ChildGuard};

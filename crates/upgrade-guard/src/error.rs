@@ -79,3 +79,18 @@ pub enum GuardError {
 fn mib(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024)
 }
+
+impl GuardError {
+    /// Whether only a change of the configuration lifts the refusal: the
+    /// package is older than the data, or an interrupted upgrade to another
+    /// version must be finished first. Running again as it is cannot help,
+    /// so the command line exits 2 (docs/exit-codes.md); the other refusals
+    /// can pass once the machine changes (space freed, LND stopped) and
+    /// exit 1.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            GuardError::Downgrade { .. } | GuardError::Interrupted { .. }
+        )
+    }
+}

@@ -213,7 +213,7 @@ pub fn check(m: &Manifest, env: &Env) -> Result<Outcome> {
 /// for and that copy is still there.
 fn resumable(m: &Manifest, copy: Option<&str>) -> bool {
     match (&m.pre_upgrade, copy) {
-        (PreUpgrade::None, _) => true,
+        (PreUpgrade::None {}, _) => true,
         (_, None) => false,
         (_, Some(c)) => location_exists(m, c),
     }
@@ -241,7 +241,7 @@ fn take_pre_upgrade(m: &Manifest, env: &Env, from: &str) -> Result<Option<CopyRe
         taken_at: humantime::format_rfc3339_seconds(env.now).to_string(),
     };
     Ok(match &m.pre_upgrade {
-        PreUpgrade::None => None,
+        PreUpgrade::None {} => None,
         PreUpgrade::Copy {
             dir,
             paths,
@@ -280,7 +280,7 @@ fn prune(m: &Manifest, st: &mut State) -> Result<()> {
     let service = m.service.name();
     let result = (|| -> Result<()> {
         match &m.pre_upgrade {
-            PreUpgrade::None => {}
+            PreUpgrade::None {} => {}
             PreUpgrade::Copy { dir, keep, .. } => {
                 for name in snapshot::to_delete(&dir_names(dir)?, service, *keep) {
                     let p = dir.join(&name);

@@ -4,6 +4,7 @@
 //! a pre-upgrade copy (or snapshot) first, a downgrade is refused; after a
 //! successful start the new version is recorded. See docs/operations.md.
 
+pub mod cli;
 pub mod copy;
 pub mod error;
 pub mod guard;

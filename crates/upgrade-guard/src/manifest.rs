@@ -3,24 +3,21 @@
 //! record live, and how to keep a pre-upgrade copy.
 //!
 //! It holds paths and versions only, never a secret, so it lives in the Nix
-//! store. [`Manifest::load`] parses and validates it without touching the
-//! data, which is what `validate` runs at build time.
-//!
-//! Shaped like crates/sync-gate/src/manifest.rs, so it moves to the shared
-//! manifest kit in crates/common by replacing `load`/`parse`.
+//! store. [`Manifest::load`] reads it with the shared manifest kit
+//! ([`chainstead_common::manifest`]: size cap, the path to a failing field,
+//! every problem at once) without touching the data, which is what
+//! `validate` runs at build time.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use chainstead_common::manifest::{self, Problems, Validate};
 use serde::Deserialize;
 
 use crate::version::Version;
 
 /// The only manifest version this build understands.
 pub const VERSION: u32 = 1;
-
-/// Largest manifest accepted; a real one is well under a kilobyte.
-const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 
 /// The services the guard knows; each has its own upgrade story
 /// (docs/operations.md, "Upgrades").
@@ -74,8 +71,10 @@ pub struct Manifest {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum PreUpgrade {
     /// Nothing (bitcoind's chainstate is never copied: it is rebuilt from
-    /// the blocks, and a copy costs as much disk as the chain).
-    None,
+    /// the blocks, and a copy costs as much disk as the chain). An empty
+    /// struct rather than a unit variant: serde lets a unit variant of an
+    /// internally tagged enum ignore unknown fields.
+    None {},
     /// Copy `paths` (files or directories) into a new directory under `dir`.
     Copy {
         dir: PathBuf,
@@ -117,90 +116,81 @@ fn default_push_timeout() -> u64 {
 }
 
 impl Manifest {
-    /// Reads, parses and validates the manifest at `path`.
+    /// Reads, parses and validates a manifest file; the error names every
+    /// problem (see [`chainstead_common::manifest::load`]).
     pub fn load(path: &Path) -> Result<Self> {
-        use std::io::Read;
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("failed to open manifest {}", path.display()))?;
-        let mut text = String::new();
-        file.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_string(&mut text)
-            .with_context(|| format!("failed to read manifest {}", path.display()))?;
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            bail!(
-                "failed to read manifest {}: larger than {} bytes",
-                path.display(),
-                MAX_MANIFEST_BYTES
-            );
-        }
-        Self::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
+        manifest::load(path)
     }
 
     /// Parses and validates manifest text.
     pub fn parse(text: &str) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let m: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                anyhow::anyhow!("failed to parse the manifest JSON: {}", e.inner())
-            } else {
-                anyhow::anyhow!(
-                    "failed to parse the manifest JSON at `{path}`: {}",
-                    e.inner()
-                )
-            }
-        })?;
-        de.end()
-            .context("failed to parse the manifest JSON: trailing characters")?;
-        m.validate()?;
-        Ok(m)
+        Ok(manifest::parse(text)?)
     }
+}
 
-    /// Checks everything that can be checked without the data.
-    pub fn validate(&self) -> Result<()> {
+/// Everything that can be checked without the data.
+impl Validate for Manifest {
+    fn validate(&self, p: &mut Problems) {
         if self.version != VERSION {
-            bail!(
-                "manifest version {} is not supported (this build reads version {VERSION})",
-                self.version
+            p.push(
+                "version",
+                format!(
+                    "manifest version {} is not supported (this build reads version {VERSION})",
+                    self.version
+                ),
             );
         }
-        Version::parse(&self.package_version).context("package_version")?;
-        absolute("data_dir", &self.data_dir)?;
-        absolute("state_file", &self.state_file)?;
+        if let Err(e) = Version::parse(&self.package_version) {
+            p.push("package_version", e);
+        }
+        p.absolute_path("data_dir", &self.data_dir);
+        p.absolute_path("state_file", &self.state_file);
         if self.runbook.trim().is_empty() {
-            bail!("runbook is empty: name the document an operator reads on a refusal");
+            p.push(
+                "runbook",
+                "the runbook is empty: name the document an operator reads on a refusal",
+            );
         }
         match &self.pre_upgrade {
-            PreUpgrade::None => {}
+            PreUpgrade::None {} => {}
             PreUpgrade::Copy {
                 dir, paths, keep, ..
             } => {
-                absolute("pre_upgrade.dir", dir)?;
+                let dir_ok = p.absolute_path("pre_upgrade.dir", dir);
                 if paths.is_empty() {
-                    bail!("pre_upgrade.paths is empty: name what to copy, or use kind \"none\"");
+                    p.push(
+                        "pre_upgrade.paths",
+                        "is empty: name what to copy, or use kind \"none\"",
+                    );
                 }
-                for p in paths {
-                    absolute("pre_upgrade.paths", p)?;
-                    if p.starts_with(dir) {
-                        bail!(
-                            "pre_upgrade.paths: {} lies inside the copy directory {}",
-                            p.display(),
-                            dir.display()
+                for (i, path) in paths.iter().enumerate() {
+                    let at = format!("pre_upgrade.paths[{i}]");
+                    if p.absolute_path(&at, path) && dir_ok && path.starts_with(dir) {
+                        p.push(
+                            &at,
+                            format!(
+                                "{} lies inside the copy directory {}",
+                                path.display(),
+                                dir.display()
+                            ),
                         );
                     }
                 }
-                keep_at_least_one(*keep)?;
+                keep_at_least_one(p, *keep);
             }
             PreUpgrade::Zfs {
                 program,
                 dataset,
                 keep,
             } => {
-                absolute("pre_upgrade.program", program)?;
+                p.absolute_path("pre_upgrade.program", program);
                 if dataset.is_empty() || dataset.contains('@') || dataset.starts_with('/') {
-                    bail!("pre_upgrade.dataset {dataset:?} is not a ZFS dataset name (pool/name)");
+                    p.push(
+                        "pre_upgrade.dataset",
+                        format!("{dataset:?} is not a ZFS dataset name (pool/name)"),
+                    );
                 }
-                keep_at_least_one(*keep)?;
+                keep_at_least_one(p, *keep);
             }
             PreUpgrade::Btrfs {
                 program,
@@ -208,35 +198,32 @@ impl Manifest {
                 dir,
                 keep,
             } => {
-                absolute("pre_upgrade.program", program)?;
-                absolute("pre_upgrade.subvolume", subvolume)?;
-                absolute("pre_upgrade.dir", dir)?;
-                keep_at_least_one(*keep)?;
+                p.absolute_path("pre_upgrade.program", program);
+                p.absolute_path("pre_upgrade.subvolume", subvolume);
+                p.absolute_path("pre_upgrade.dir", dir);
+                keep_at_least_one(p, *keep);
             }
         }
         if let Some(push) = &self.backup_push {
             if self.service != Service::Lnd {
-                bail!("backup_push is for LND only (it pushes LND's channel.backup)");
+                p.push(
+                    "backup_push",
+                    "backup_push is for LND only (it pushes LND's channel.backup)",
+                );
             }
-            absolute("backup_push.program", &push.program)?;
-            absolute("backup_push.manifest", &push.manifest)?;
+            p.absolute_path("backup_push.program", &push.program);
+            p.absolute_path("backup_push.manifest", &push.manifest);
         }
-        Ok(())
     }
 }
 
-fn absolute(what: &str, p: &Path) -> Result<()> {
-    if !p.is_absolute() {
-        bail!("{what}: {} is not an absolute path", p.display());
-    }
-    Ok(())
-}
-
-fn keep_at_least_one(keep: usize) -> Result<()> {
+fn keep_at_least_one(p: &mut Problems, keep: usize) {
     if keep == 0 {
-        bail!("pre_upgrade.keep is 0: keep at least the copy just taken");
+        p.push(
+            "pre_upgrade.keep",
+            "keep is 0: keep at least the copy just taken",
+        );
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -287,13 +274,22 @@ mod tests {
         let mut v = base();
         v["pre_upgrade"]["reserve"] = 1.into();
         assert!(parse(&v).is_err());
+
+        let mut v = base();
+        v["pre_upgrade"] = serde_json::json!({"kind": "none", "keep": 1});
+        let e = format!("{:#}", parse(&v).unwrap_err());
+        assert!(e.contains("pre_upgrade.keep: unknown field `keep`"), "{e}");
     }
 
     #[test]
     fn bad_values_are_named() {
         let cases: &[(&str, serde_json::Value, &str)] = &[
             ("package_version", "unstable".into(), "package_version"),
-            ("data_dir", "relative/lnd".into(), "not an absolute path"),
+            (
+                "data_dir",
+                "relative/lnd".into(),
+                "data_dir: \"relative/lnd\" must be an absolute path",
+            ),
             ("runbook", " ".into(), "runbook is empty"),
         ];
         for (key, value, want) in cases {
@@ -315,6 +311,49 @@ mod tests {
         v["service"] = "fulcrum".into();
         v["backup_push"] = serde_json::json!({"program": "/bin/b", "manifest": "/etc/b.json"});
         assert!(format!("{:#}", parse(&v).unwrap_err()).contains("LND only"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut v = base();
+        v["version"] = 2.into();
+        v["state_file"] = "state.json".into();
+        v["runbook"] = "".into();
+        v["pre_upgrade"]["paths"] = serde_json::json!([
+            "/srv/fast/lnd/ok",
+            "/srv/fast/chainstead-pre-upgrade/lnd/x",
+            "/srv/../etc"
+        ]);
+        v["pre_upgrade"]["keep"] = 0.into();
+        let e = format!("{:#}", parse(&v).unwrap_err());
+        assert!(e.starts_with("invalid manifest, 6 problems:"), "{e}");
+        for field in [
+            "version",
+            "state_file",
+            "runbook",
+            "pre_upgrade.paths[1]",
+            "pre_upgrade.paths[2]",
+            "pre_upgrade.keep",
+        ] {
+            assert!(e.contains(&format!("\n  - {field}: ")), "{field}: {e}");
+        }
+        assert!(!e.contains("paths[0]"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_by_its_path() {
+        let mut v = base();
+        v["pre_upgrade"]["kepe"] = 1.into();
+        let e = format!("{:#}", parse(&v).unwrap_err());
+        assert!(e.contains("pre_upgrade.kepe: unknown field `kepe`"), "{e}");
+        let mut v = base();
+        v["backup_push"] =
+            serde_json::json!({"program": "/bin/b", "manifest": "/etc/b.json", "timeout": 5});
+        let e = format!("{:#}", parse(&v).unwrap_err());
+        assert!(
+            e.contains("backup_push.timeout: unknown field `timeout`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 # Disks of the Proxmox VM, by label so that the order Proxmox attaches them
 # in does not matter. Create them once with:
-#   mkfs.ext4 -L nixos /dev/sda1   (the NVMe/Ceph RBD disk, ≈ 150 GB)
-#   mkfs.ext4 -L bulk  /dev/sdb    (the HDD disk, ≈ 800 GB; chainstead mounts it)
+#   mkfs.ext4 -L nixos /dev/sda1   (the NVMe/Ceph RBD disk, 640 GB)
+#   (the bulk tier is an NFS export from Smith; chainstead mounts it)
 {
   boot = {
     loader.grub = {

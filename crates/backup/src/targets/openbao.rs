@@ -1,20 +1,21 @@
 //! OpenBao (or Vault) KV: version 2 keeps every write as a numbered version,
 //! encrypted at rest (`<mount>/data/<path>`); version 1 is a plain key, for
-//! servers without v2. The client is `vaultrs`; login is AppRole (the
-//! secrets loader's role) or a token file, fresh for every push so an
-//! expired token never blocks a backup.
+//! servers without v2. The client is the shared `chainstead-openbao` crate
+//! (the secret loader's too; why not vaultrs is written there); login is
+//! AppRole (the secrets loader's role) or a token file, fresh for every push
+//! so an expired token never blocks a backup. Requests are not retried here:
+//! the pusher retries a failed target on its own backoff.
 //!
 //! The secret's data: `{"name": <version name>, "content": <base64>}`.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use chainstead_common::Secret;
-use serde::{Deserialize, Serialize};
-use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
+use chainstead_openbao::{Auth, Client, Config, Field, Read, Retry};
 
 use crate::manifest::{BaoAuth, TargetSpec};
 use crate::version::{Artifact, Kind};
@@ -22,20 +23,33 @@ use crate::version::{Artifact, Kind};
 pub struct BaoTarget {
     /// Logged-in client, reused until an error drops the whole target
     /// (the pusher rebuilds targets after a failed attempt).
-    cached: tokio::sync::Mutex<Option<Arc<VaultClient>>>,
-    http: reqwest::Client,
+    cached: tokio::sync::Mutex<Option<Arc<Client>>>,
+    config: Config,
     address: String,
-    ca_file: Option<PathBuf>,
-    auth: BaoAuth,
+    auth: Auth,
     mount: String,
     path: String,
     kv_version: u8,
 }
 
-#[derive(Serialize, Deserialize)]
 struct Entry {
     name: String,
     content: String,
+}
+
+impl Entry {
+    fn fields(&self) -> BTreeMap<String, Field> {
+        BTreeMap::from([
+            (
+                "name".to_owned(),
+                Field::Str(Secret::new(self.name.clone())),
+            ),
+            (
+                "content".to_owned(),
+                Field::Str(Secret::new(self.content.clone())),
+            ),
+        ])
+    }
 }
 
 impl BaoTarget {
@@ -55,26 +69,33 @@ impl BaoTarget {
                 spec.kind()
             );
         };
-        // vaultrs' address setter panics on a bad URL: check it first.
-        reqwest::Url::parse(address)
-            .with_context(|| format!("failed to parse OpenBao address {address}"))?;
-        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if let Some(ca) = ca_file {
-            let pem =
-                std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .with_context(|| format!("failed to parse {}", ca.display()))?;
-            http = http.add_root_certificate(cert);
-        }
-        Ok(Self {
-            cached: tokio::sync::Mutex::new(None),
-            http: http
-                .build()
-                .context("failed to build the OpenBao HTTP client")?,
+        let config = Config {
             address: address.clone(),
             ca_file: ca_file.clone(),
-            auth: auth.clone(),
-            mount: mount.clone(),
+            tls_server_name: None,
+            request_timeout: Duration::from_secs(30),
+            retry: Retry::Never,
+            user_agent: concat!("chainstead-backup/", env!("CARGO_PKG_VERSION")).to_owned(),
+        };
+        // Checks the address and the CA file now, not at the first push.
+        Client::new(&config)?;
+        Ok(Self {
+            cached: tokio::sync::Mutex::new(None),
+            config,
+            address: address.clone(),
+            auth: match auth {
+                BaoAuth::Token { token_file } => Auth::TokenFile(token_file.clone()),
+                BaoAuth::Approle {
+                    mount,
+                    role_id_file,
+                    secret_id_file,
+                } => Auth::AppRole {
+                    mount: mount.clone(),
+                    role_id_file: role_id_file.clone(),
+                    secret_id_file: secret_id_file.clone(),
+                },
+            },
+            mount: mount.trim_matches('/').to_string(),
             path: path.trim_matches('/').to_string(),
             kv_version: *kv_version,
         })
@@ -87,58 +108,16 @@ impl BaoTarget {
         }
     }
 
-    async fn client(&self) -> Result<Arc<VaultClient>> {
+    async fn client(&self) -> Result<Arc<Client>> {
         let mut g = self.cached.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
         }
-        let c = Arc::new(self.login().await?);
+        let mut c = Client::new(&self.config)?;
+        c.login(&self.auth).await?;
+        let c = Arc::new(c);
         *g = Some(c.clone());
         Ok(c)
-    }
-
-    async fn login(&self) -> Result<VaultClient> {
-        let mut settings = VaultClientSettingsBuilder::default();
-        settings
-            .address(&self.address)
-            .timeout(Some(Duration::from_secs(30)))
-            .verify(true)
-            .token("");
-        settings.ca_certs(
-            self.ca_file
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-        );
-        let mut client = VaultClient::new(
-            settings
-                .build()
-                .map_err(|e| anyhow!("failed to configure the OpenBao client: {e}"))?,
-        )
-        .with_context(|| format!("failed to set up the OpenBao client for {}", self.address))?;
-        let token = match &self.auth {
-            BaoAuth::Token { token_file } => Secret::from_file(token_file)?,
-            BaoAuth::Approle {
-                mount,
-                role_id_file,
-                secret_id_file,
-            } => {
-                let role = Secret::from_file(role_id_file)?;
-                let sid = Secret::from_file(secret_id_file)?;
-                let auth =
-                    vaultrs::auth::approle::login(&client, mount, role.expose(), sid.expose())
-                        .await
-                        .with_context(|| {
-                            format!(
-                                "failed to log in to OpenBao at {} with AppRole",
-                                self.address
-                            )
-                        })?;
-                Secret::new(auth.client_token)
-            }
-        };
-        client.set_token(token.expose());
-        Ok(client)
     }
 
     pub async fn put(&self, a: &Artifact<'_>) -> Result<()> {
@@ -150,100 +129,53 @@ impl BaoTarget {
         if !super::should_move_latest(cur.as_ref().map(|c| c.name.as_str()), &a.name)? {
             return Ok(()); // the current version is this one already
         }
-        let content = base64::engine::general_purpose::STANDARD.encode(a.data);
+        let entry = Entry {
+            name: a.name.clone(),
+            content: base64::engine::general_purpose::STANDARD.encode(a.data),
+        };
         let what = format!("{}/{} on {}", self.mount, path, self.address);
         match self.kv_version {
-            1 => {
-                let entry = Entry {
-                    name: a.name.clone(),
-                    content,
-                };
-                self.kv1_write(&client, &path, &entry)
-                    .await
-                    .with_context(|| format!("failed to write {what}"))?;
-            }
-            _ => {
-                let entry = Entry {
-                    name: a.name.clone(),
-                    content,
-                };
-                vaultrs::kv2::set(client.as_ref(), &self.mount, &path, &entry)
-                    .await
-                    .with_context(|| format!("failed to write {what}"))?;
-            }
+            1 => client.kv1_write(&self.mount, &path, &entry.fields()).await,
+            _ => client.kv2_write(&self.mount, &path, &entry.fields()).await,
         }
-        Ok(())
+        .with_context(|| format!("failed to write {what}"))
     }
 
-    async fn read_current(&self, client: &VaultClient, kind: Kind) -> Result<Option<Entry>> {
+    async fn read_current(&self, client: &Client, kind: Kind) -> Result<Option<Entry>> {
         let path = self.path_for(kind);
-        if self.kv_version == 1 {
-            return self.kv1_read(client, &path).await;
-        }
-        let res: Result<Entry, _> = vaultrs::kv2::read(client, &self.mount, &path).await;
-        match res {
-            Ok(e) => Ok(Some(e)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e).with_context(|| {
-                format!("failed to read {}/{} on {}", self.mount, path, self.address)
-            }),
-        }
-    }
-
-    /// KV v1 is a plain `GET`/`POST /v1/<mount>/<path>` (Vault/OpenBao
-    /// "KV secrets engine - version 1 (API)"). It is done here with the
-    /// HTTP client directly, reading only `data`, so servers whose envelope
-    /// lacks fields vaultrs requires (RustyVault omits `request_id`) work.
-    fn kv1_url(&self, path: &str) -> String {
-        format!(
-            "{}/v1/{}/{}",
-            self.address.trim_end_matches('/'),
-            self.mount.trim_matches('/'),
-            path
-        )
-    }
-
-    async fn kv1_write(&self, client: &VaultClient, path: &str, e: &Entry) -> Result<()> {
-        let resp = self
-            .http
-            .post(self.kv1_url(path))
-            .header("X-Vault-Token", client.settings.token.as_str())
-            .json(e)
-            .send()
-            .await?;
-        let status = resp.status();
-        if !status.is_success() {
-            bail!("{status}: {}", resp.text().await.unwrap_or_default());
-        }
-        Ok(())
-    }
-
-    async fn kv1_read(&self, client: &VaultClient, path: &str) -> Result<Option<Entry>> {
-        let what = || format!("failed to read {}/{path} on {}", self.mount, self.address);
-        let resp = self
-            .http
-            .get(self.kv1_url(path))
-            .header("X-Vault-Token", client.settings.token.as_str())
-            .send()
+        let read = client
+            .kv_read(self.kv_version, &self.mount, &path)
             .await
-            .with_context(what)?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+            .with_context(|| {
+                format!("failed to read {}/{} on {}", self.mount, path, self.address)
+            })?;
+        self.entry(read, &path)
+    }
+
+    /// The entry in a read, or None when there is none.
+    fn entry(&self, read: Read, path: &str) -> Result<Option<Entry>> {
+        let Read::Found(mut d) = read else {
             return Ok(None);
+        };
+        let mut take = |field: &str| {
+            match d.fields.remove(field) {
+            Some(Field::Str(s)) => Ok(s.expose().to_owned()),
+            Some(Field::Other(_)) => bail!(
+                "failed to read {}/{path} on {}: field {field} is not a string",
+                self.mount,
+                self.address
+            ),
+            None => bail!(
+                "failed to read {}/{path} on {}: it has no field {field}; it was not written by chainstead-backup",
+                self.mount,
+                self.address
+            ),
         }
-        if !status.is_success() {
-            bail!(
-                "{}: {status}: {}",
-                what(),
-                resp.text().await.unwrap_or_default()
-            );
-        }
-        #[derive(Deserialize)]
-        struct Envelope {
-            data: Entry,
-        }
-        let env: Envelope = resp.json().await.with_context(what)?;
-        Ok(Some(env.data))
+        };
+        Ok(Some(Entry {
+            name: take("name")?,
+            content: take("content")?,
+        }))
     }
 
     pub async fn latest(&self, kind: Kind) -> Result<Option<String>> {
@@ -276,17 +208,20 @@ impl BaoTarget {
             }
         }
         if self.kv_version == 2 {
-            let meta = vaultrs::kv2::read_metadata(client.as_ref(), &self.mount, &path)
+            let meta = client
+                .kv2_metadata(&self.mount, &path)
                 .await
                 .with_context(|| format!("failed to read the history of {}/{path}", self.mount))?;
-            let oldest = meta.oldest_version.max(1);
-            for v in (oldest..meta.current_version).rev() {
-                if let Ok(e) =
-                    vaultrs::kv2::read_version::<Entry>(client.as_ref(), &self.mount, &path, v)
-                        .await
-                {
-                    if e.name == name {
-                        return decode(e);
+            if let Some(meta) = meta {
+                let oldest = meta.oldest_version.max(1);
+                for v in (oldest..meta.current_version).rev() {
+                    // A destroyed or unreadable version is skipped, not fatal.
+                    if let Ok(read) = client.kv2_read_version(&self.mount, &path, v).await {
+                        if let Ok(Some(e)) = self.entry(read, &path) {
+                            if e.name == name {
+                                return decode(e);
+                            }
+                        }
                     }
                 }
             }
@@ -297,12 +232,4 @@ impl BaoTarget {
             self.address
         )
     }
-}
-
-/// OpenBao answers a missing secret with 404 and `{"errors":[]}`; vaultrs
-/// reports that as `APIError`, or as a bare response error when the body
-/// is empty (some Vault-API servers send none).
-fn is_not_found(e: &vaultrs::error::ClientError) -> bool {
-    matches!(e, vaultrs::error::ClientError::APIError { code: 404, .. })
-        || format!("{e:?}").contains("ServerResponseError { code: 404")
 }

@@ -1,0 +1,2 @@
+# chainstead-cli (the `chainstead` operator command) alone; see ./default.nix.
+{ callPackage }: callPackage ./default.nix { crate = "cli"; }
