@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use chainstead_common::metrics::Textfile;
 
-use crate::bitcoind::{self, Bitcoind};
+use chainstead_clients::bitcoind::{self, Bitcoind, BitcoindConfig};
+use chainstead_clients::lnd::{self, Lnd};
+use chainstead_clients::monerod::{self, Monerod};
+
 use crate::fulcrum::{self, Fulcrum};
-use crate::lnd::{self, Lnd};
 use crate::manifest::Manifest;
-use crate::monerod::{self, Monerod};
 use crate::source::Source;
 
 /// Per backend: its last error (to log changes only) and its counters.
@@ -113,10 +114,23 @@ impl Collector {
             timeout: t,
             bitcoind: m
                 .bitcoind
-                .clone()
-                .map(|b| Bitcoind::new(b, t))
+                .as_ref()
+                .map(|b| {
+                    let cfg = BitcoindConfig {
+                        at: "bitcoind".into(),
+                        rpc_url: b.rpc_url.clone(),
+                        cookie_file: b.cookie_file.clone(),
+                        rpc_user: b.rpc_user.clone(),
+                        rpc_password_file: b.rpc_password_file.clone(),
+                    };
+                    Bitcoind::new(cfg, t)
+                })
                 .transpose()?,
-            monerod: m.monerod.as_ref().map(|b| Monerod::new(b, t)).transpose()?,
+            monerod: m
+                .monerod
+                .as_ref()
+                .map(|b| Monerod::new(&b.rpc_url, t))
+                .transpose()?,
             lnd: m.lnd.as_ref().map(|b| Lnd::new(b, t)),
             fulcrum: m.fulcrum.clone().map(|b| Fulcrum::new(b, t)).transpose()?,
             health: HashMap::new(),

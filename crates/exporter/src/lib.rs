@@ -4,13 +4,10 @@
 //! height and peers. It looks at the backends only when scraped, in
 //! parallel and with a timeout each. See docs/monitoring.md.
 
-pub mod bitcoind;
 pub mod cli;
 pub mod collect;
 pub mod fulcrum;
-pub mod lnd;
 pub mod manifest;
-pub mod monerod;
 pub mod server;
 pub mod source;
 

@@ -2,7 +2,7 @@
 //! holding addresses and file paths, never a secret value.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -30,15 +30,9 @@ pub struct Manifest {
     pub fulcrum: Option<ElectrumBackend>,
 }
 
-/// LND's REST interface with a read-only macaroon.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LndSource {
-    pub rest_url: String,
-    pub tls_cert_file: PathBuf,
-    /// readonly.macaroon (never admin.macaroon: the exporter only reads).
-    pub macaroon_file: PathBuf,
-}
+/// LND's REST interface with a read-only macaroon (the shared client's
+/// settings).
+pub use chainstead_clients::lnd::LndConfig as LndSource;
 
 fn default_timeout() -> f64 {
     5.0

@@ -1,8 +1,8 @@
 //! What a backend client gives the exporter: one look per scrape.
 //!
-//! The clients here sit on the sync gate's transport (bounded HTTP with
-//! timeouts, pinned TLS, the Electrum probe); a client swap touches only
-//! the type that implements [`Source`].
+//! The clients live in crates/clients (LND, bitcoind, monerod) and the sync
+//! gate (the Electrum probe, in crate::fulcrum); a client swap touches only
+//! the impl of [`Source`].
 
 use std::future::Future;
 
@@ -14,28 +14,38 @@ pub trait Source {
     fn look(&mut self) -> impl Future<Output = anyhow::Result<Self::Snapshot>> + Send;
 }
 
-/// Reads a JSON integer that protobuf JSON may send as a string (int64 and
-/// uint64 fields, lnrpc's REST mapping) or as a number (int32/uint32).
-pub mod int {
-    use serde::{Deserialize, Deserializer};
+impl Source for chainstead_clients::lnd::Lnd {
+    type Snapshot = chainstead_clients::lnd::Snapshot;
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(u64),
-        Neg(i64),
-        Str(String),
+    fn name(&self) -> &'static str {
+        "lnd"
     }
 
-    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => Ok(n),
-            // A negative balance is not a thing; read it as 0.
-            Raw::Neg(n) => Ok(n.max(0) as u64),
-            Raw::Str(s) => s
-                .parse::<u64>()
-                .or_else(|_| s.parse::<i64>().map(|n| n.max(0) as u64))
-                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an integer"))),
-        }
+    fn look(&mut self) -> impl Future<Output = anyhow::Result<Self::Snapshot>> + Send {
+        self.snapshot()
+    }
+}
+
+impl Source for chainstead_clients::bitcoind::Bitcoind {
+    type Snapshot = chainstead_clients::bitcoind::Snapshot;
+
+    fn name(&self) -> &'static str {
+        "bitcoind"
+    }
+
+    fn look(&mut self) -> impl Future<Output = anyhow::Result<Self::Snapshot>> + Send {
+        self.snapshot()
+    }
+}
+
+impl Source for chainstead_clients::monerod::Monerod {
+    type Snapshot = chainstead_clients::monerod::Snapshot;
+
+    fn name(&self) -> &'static str {
+        "monerod"
+    }
+
+    fn look(&mut self) -> impl Future<Output = anyhow::Result<Self::Snapshot>> + Send {
+        self.snapshot()
     }
 }

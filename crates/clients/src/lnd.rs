@@ -30,14 +30,23 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::http::{self, Failure};
+use crate::tls::{read_certs, PinnedCache};
 use anyhow::{anyhow, bail, Context, Result};
-use chainstead_clients::http::{self, Failure};
-use chainstead_clients::tls::{read_certs, PinnedCache};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::manifest::LndSource;
-use crate::source::{int, Source};
+use crate::int;
+
+/// Where LND's REST interface is and what to read it with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LndConfig {
+    pub rest_url: String,
+    pub tls_cert_file: PathBuf,
+    /// readonly.macaroon (a read-only client never needs admin.macaroon).
+    pub macaroon_file: PathBuf,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GetInfo {
@@ -138,7 +147,7 @@ pub struct Lnd {
 }
 
 impl Lnd {
-    pub fn new(cfg: &LndSource, timeout: Duration) -> Self {
+    pub fn new(cfg: &LndConfig, timeout: Duration) -> Self {
         Self {
             base: cfg.rest_url.trim_end_matches('/').to_string(),
             cert_file: cfg.tls_cert_file.clone(),
@@ -206,14 +215,10 @@ impl Lnd {
     }
 }
 
-impl Source for Lnd {
-    type Snapshot = Snapshot;
-
-    fn name(&self) -> &'static str {
-        "lnd"
-    }
-
-    async fn look(&mut self) -> Result<Snapshot> {
+impl Lnd {
+    /// One look: getinfo, channels, pending channels and both balances, in
+    /// parallel.
+    pub async fn snapshot(&mut self) -> Result<Snapshot> {
         let certs = read_certs(&self.cert_file)
             .with_context(|| "failed to read `lnd.tls_cert_file`".to_string())?
             .ok_or_else(|| {

@@ -6,16 +6,14 @@
 //! (the best height peers announced; 0 before any peer and again once
 //! synchronized), `synchronized`, `incoming_connections_count`,
 //! `outgoing_connections_count`. See also
-//! chainstead_sync_gate::backend::monerod for what the tests observed.
+//! the sync gate's backend/monerod.rs for what its tests observed.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use chainstead_clients::http::{self, Failure};
-use chainstead_sync_gate::manifest::MonerodBackend;
 use serde::Deserialize;
 
-use crate::source::Source;
+use crate::http::{self, Failure};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Snapshot {
@@ -40,24 +38,19 @@ pub struct Monerod {
 }
 
 impl Monerod {
-    pub fn new(cfg: &MonerodBackend, timeout: Duration) -> Result<Self> {
+    pub fn new(rpc_url: &str, timeout: Duration) -> Result<Self> {
         Ok(Self {
-            rpc_url: cfg.rpc_url.clone(),
-            url: format!("{}/get_info", cfg.rpc_url.trim_end_matches('/')),
+            rpc_url: rpc_url.to_string(),
+            url: format!("{}/get_info", rpc_url.trim_end_matches('/')),
             client: http::client(timeout, None)?,
             timeout,
         })
     }
 }
 
-impl Source for Monerod {
-    type Snapshot = Snapshot;
-
-    fn name(&self) -> &'static str {
-        "monerod"
-    }
-
-    async fn look(&mut self) -> Result<Snapshot> {
+impl Monerod {
+    /// One look at `/get_info`.
+    pub async fn snapshot(&mut self) -> Result<Snapshot> {
         let what = format!("monerod at {}", self.rpc_url);
         let reply = match http::send(self.client.get(&self.url), &what, self.timeout).await {
             Ok(r) => r,

@@ -8,15 +8,25 @@
 //! The cookie `<datadir>/.cookie` is `__cookie__:<hex>`, rewritten on every
 //! start, so it is read again for every scrape.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use chainstead_clients::http::{self, Failure};
-use chainstead_sync_gate::manifest::BitcoindBackend;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::source::Source;
+use crate::http::{self, Failure};
+
+/// Where bitcoind's RPC is and how to log in: the cookie, or a user with a
+/// password file. `at` names the settings in messages (`bitcoind`).
+#[derive(Debug, Clone)]
+pub struct BitcoindConfig {
+    pub at: String,
+    pub rpc_url: String,
+    pub cookie_file: Option<PathBuf>,
+    pub rpc_user: Option<String>,
+    pub rpc_password_file: Option<PathBuf>,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ChainInfo {
@@ -51,13 +61,13 @@ struct Envelope {
 }
 
 pub struct Bitcoind {
-    cfg: BitcoindBackend,
+    cfg: BitcoindConfig,
     client: reqwest::Client,
     timeout: Duration,
 }
 
 impl Bitcoind {
-    pub fn new(cfg: BitcoindBackend, timeout: Duration) -> Result<Self> {
+    pub fn new(cfg: BitcoindConfig, timeout: Duration) -> Result<Self> {
         Ok(Self {
             cfg,
             client: http::client(timeout, None)?,
@@ -69,8 +79,9 @@ impl Bitcoind {
         if let Some(cookie) = &self.cfg.cookie_file {
             let text = std::fs::read_to_string(cookie).with_context(|| {
                 format!(
-                    "failed to read bitcoind's cookie {} (`bitcoind.cookie_file`; bitcoind writes it on start)",
-                    cookie.display()
+                    "failed to read bitcoind's cookie {} (`{}.cookie_file`; bitcoind writes it on start)",
+                    cookie.display(),
+                    self.cfg.at
                 )
             })?;
             let (u, p) = text.trim().split_once(':').ok_or_else(|| {
@@ -109,7 +120,10 @@ impl Bitcoind {
             Err(Failure::Error(e)) => bail!("{e}"),
         };
         if reply.status.as_u16() == 401 {
-            bail!("{what} rejected the credentials (HTTP 401): check `bitcoind.cookie_file` or the RPC user");
+            bail!(
+                "{what} rejected the credentials (HTTP 401): check `{}.cookie_file` or the RPC user",
+                self.cfg.at
+            );
         }
         let env: Envelope = serde_json::from_slice(&reply.body).map_err(|e| {
             anyhow!(
@@ -129,14 +143,9 @@ impl Bitcoind {
     }
 }
 
-impl Source for Bitcoind {
-    type Snapshot = Snapshot;
-
-    fn name(&self) -> &'static str {
-        "bitcoind"
-    }
-
-    async fn look(&mut self) -> Result<Snapshot> {
+impl Bitcoind {
+    /// One look: getblockchaininfo and getnetworkinfo, in parallel.
+    pub async fn snapshot(&mut self) -> Result<Snapshot> {
         let (user, pass) = self.credentials()?;
         let (chain, net) = tokio::join!(
             self.call::<ChainInfo>(&user, &pass, "getblockchaininfo"),
