@@ -205,6 +205,8 @@ pkgs.testers.runNixOSTest {
         assert accounts["accounts"][0]["certificatePath"] == "${fast}/lnd/tls.cert", accounts
         machine.fail(f"runuser -u nobody -- cat {account_file}")
         machine.fail("grep -q -F -f ${passwordFile} " + account_file)
+        # Rendered atomically: no temporary file of the renderer is left.
+        assert ".tmp-" not in machine.succeed("ls -A ${fast}/thunderhub"), "a temporary file was left behind"
         account_sum = machine.succeed(f"sha256sum {account_file}")
 
     with subtest("GraphQL lists exactly the configured account"):

@@ -47,8 +47,8 @@ let
   chainstead = import ./lib.nix { inherit lib; };
   inherit (chainstead) connectHost hostPort;
   cfg = config.services.chainstead.thunderhub;
-  inherit (config.services.chainstead) lnd storage;
-  secretsDir = "${config.services.chainstead.secrets.runtimeDir}/thunderhub";
+  inherit (config.services.chainstead) lnd storage secrets;
+  secretsDir = "${secrets.runtimeDir}/thunderhub";
 
   hashed = cfg.passwordMode == "hashed-account-file";
   # What the secrets loader installs: the bcrypt hash in the stored form
@@ -81,39 +81,37 @@ let
   };
   accountTemplate = pkgs.writeText "thunderhub-accounts.json" (builtins.toJSON accountTemplateValue);
 
-  # Writes the account file for this start: the template, plus the master
-  # password hash in hashed mode. The hash is checked for ThunderHub's stored
-  # form first; anything else would be taken as a plaintext password and
-  # rewritten. jq reads the hash from its file, never from argv.
+  # What is rendered at every start: in hashed mode the template plus
+  # `masterPassword` as a placeholder inside a JSON string, which the secret
+  # loader's template renderer replaces with the hash (read from the
+  # loader's file, checked for ThunderHub's stored form: anything else would
+  # be taken as a plaintext password and rewritten); in override mode the
+  # template as it is. No secret in either.
+  hashPlaceholder = "@master-password-hash@";
+  accountFileTemplate =
+    if hashed then
+      pkgs.writeText "thunderhub-accounts.json.template" (
+        builtins.toJSON (accountTemplateValue // { masterPassword = hashPlaceholder; })
+      )
+    else
+      accountTemplate;
+
+  # Writes the account file for this start, atomically and read-only (mode
+  # 0400, owner thunderhub, who runs it): ThunderHub has nothing to write
+  # into it. Only the hash's path is on the command line.
   writeAccountFile = pkgs.writeShellApplication {
     name = "thunderhub-account-file";
-    runtimeInputs = [
-      pkgs.coreutils
-      pkgs.jq
-    ];
-    text = ''
-      umask 077
-      out=${cfg.accountFile}
-      rm -f "$out.tmp"
-      ${
-        if hashed then
-          ''
-            jq --rawfile hash ${passwordFile} '
-              ($hash | rtrimstr("\n")) as $h
-              | if ($h | test("^thunderhub-\\$2[aby]\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$"))
-                then { masterPassword: $h } + .
-                else error("${passwordFile} does not hold a thunderhub-$2b$ bcrypt hash")
-                end' ${accountTemplate} > "$out.tmp"
-          ''
-        else
-          ''
-            jq . ${accountTemplate} > "$out.tmp"
-          ''
-      }
-      # Read-only: ThunderHub has nothing to write into it.
-      chmod 0400 "$out.tmp"
-      mv -f "$out.tmp" "$out"
-    '';
+    runtimeInputs = [ secrets.package ];
+    text =
+      if hashed then
+        ''
+          exec chainstead-secrets render --template ${accountFileTemplate} --out ${cfg.accountFile} --mode 0400 \
+            --thunderhub-hash ${hashPlaceholder}=${passwordFile}
+        ''
+      else
+        ''
+          exec chainstead-secrets render --template ${accountFileTemplate} --out ${cfg.accountFile} --mode 0400
+        '';
   };
 
   # Override mode: the plaintext goes from the loader's file into the
@@ -429,6 +427,9 @@ in
 
     system.build = {
       chainstead-thunderhub-account-template = accountTemplate;
+      # What the account file is rendered from (the template itself in
+      # override mode).
+      chainstead-thunderhub-account-file-template = accountFileTemplate;
       # The scripts thunderhub.service runs, for inspection and the tests.
       chainstead-thunderhub-scripts = {
         thunderhub-account-file = writeAccountFile;

@@ -1,6 +1,6 @@
 # ThunderHub: its environment (loopback, privacy switches), the account file
-# template and the script that writes it at start (the password only ever
-# as a file the secrets loader installs), the ordering against LND, the
+# template and the secret loader's renderer that writes it at start (the
+# password only ever as a file the secrets loader installs), the ordering against LND, the
 # lnd-ready target and the secrets loader, the hardening exceptions, the
 # firewall, basePath reaching the package, and no secret in the store.
 { lib, harness }:
@@ -67,6 +67,10 @@ let
     else
       throw "${name} is not run by thunderhub.service: ${h.show lines}";
   writer = config: h.renderedText (scriptOf config "thunderhub-account-file");
+  # What the account file is rendered from: the template plus the hash's
+  # placeholder (the password-less template itself in override mode).
+  fileTemplateOf = config: config.system.build.chainstead-thunderhub-account-file-template;
+  fileTemplate = config: h.renderedJSON (fileTemplateOf config);
 
   loader = config: config.systemd.services.chainstead-secrets-thunderhub;
   manifest = config: h.renderedJSON config.services.chainstead.secrets.manifest.unchecked;
@@ -188,24 +192,45 @@ in
   ];
 
   account-file-script = [
+    (h.expectContains "the loader's template renderer writes it" "exec chainstead-secrets render" (writer plain))
+    (h.expectContains "the renderer comes from the secrets package" "${plain.services.chainstead.secrets.package}/bin"
+      (writer plain)
+    )
     (h.expectContains "it reads the bcrypt hash from the loader's file (never a value)"
-      "jq --rawfile hash /run/chainstead/secrets/thunderhub/master-password.bcrypt"
+      "--thunderhub-hash @master-password-hash@=/run/chainstead/secrets/thunderhub/master-password.bcrypt"
       (writer plain)
     )
-    (h.expectContains "it merges the hash into the template as masterPassword" "{ masterPassword: $h } + ."
+    (h.expectEqual "it puts the hash into the template as masterPassword (a placeholder inside a JSON string)"
+      ((template plain) // { masterPassword = "@master-password-hash@"; })
+      (fileTemplate plain)
+    )
+    (h.expectEqual "the placeholder sits between quotes, so the hash is written JSON-encoded" 1 (
+      lib.length (lib.splitString ''"masterPassword":"@master-password-hash@"'' (h.renderedText (fileTemplateOf plain))) - 1
+    ))
+    (h.expectNotContains "it refuses anything but ThunderHub's stored form (--thunderhub-hash, not an unchecked secret)"
+      "--json-secret"
       (writer plain)
     )
-    (h.expectContains "it refuses anything but ThunderHub's stored form"
-      ''test("^thunderhub-\\$2[aby]\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$")''
-      (writer plain)
+    (h.expectNotContains "no unchecked line secret either" "--secret " (writer plain))
+    (h.expectContains "it reads the template from the store" "--template ${fileTemplateOf plain}" (writer plain))
+    (h.expectNoSecrets "the rendered template holds no secret" { value = h.renderedText (fileTemplateOf plain); })
+    (h.expectContains "the file is read-only, so ThunderHub never rewrites it" "--mode 0400" (writer plain))
+    (h.expectEqual "it runs as thunderhub (no + or ! prefix), so the file is owned by thunderhub"
+      [ "${scriptOf plain "thunderhub-account-file"}/bin/thunderhub-account-file" ]
+      (svc plain).serviceConfig.ExecStartPre
     )
-    (h.expectContains "it reads the template from the store" "${plain.services.chainstead.thunderhub.accountTemplate}"
-      (writer plain)
-    )
-    (h.expectContains "the file is read-only, so ThunderHub never rewrites it" "chmod 0400" (writer plain))
-    (h.expectContains "it is replaced atomically" ''mv -f "$out.tmp" "$out"'' (writer plain))
-    (h.expectContains "the file lands in the state directory" "out=/srv/fast/thunderhub/accounts.yaml" (writer plain))
+    (h.expectContains "the file lands in the state directory" "--out /srv/fast/thunderhub/accounts.yaml" (writer plain))
+    (h.expectNotContains "no jq any more" "jq" (writer plain))
     (h.expectNotContains "override mode puts no hash into the file" "masterPassword" (writer override))
+    (h.expectNotContains "override mode reads no hash" "--thunderhub-hash" (writer override))
+    (h.expectEqual "override mode renders the password-less template as it is"
+      "${override.services.chainstead.thunderhub.accountTemplate}"
+      "${fileTemplateOf override}"
+    )
+    (h.expectContains "override mode writes the same file, read-only"
+      "--template ${override.services.chainstead.thunderhub.accountTemplate} --out /srv/fast/thunderhub/accounts.yaml --mode 0400"
+      (writer override)
+    )
     (h.expectEqual "the script runs before ThunderHub" 1 (lib.length (svc plain).serviceConfig.ExecStartPre))
   ];
 

@@ -340,6 +340,82 @@ mod tests {
         assert_eq!(v["masterPassword"], hash.as_str());
     }
 
+    /// The account file modules/thunderhub.nix renders in hashed mode: its
+    /// template is `builtins.toJSON` of the account set plus
+    /// `masterPassword` as the placeholder (compact, keys sorted). The
+    /// result is what the jq script it replaced wrote (`{ masterPassword:
+    /// $hash } + template`, the hash without its newline), byte for byte
+    /// the template with the placeholder swapped, mode 0400, and a start
+    /// after the last one replaces the read-only file.
+    #[test]
+    fn thunderhub_account_file_as_the_module_renders_it() {
+        let d = tempfile::tempdir().unwrap();
+        let account = serde_json::json!({
+            "accounts": [{
+                "certificatePath": "/srv/fast/lnd/tls.cert",
+                "macaroonPath": "/srv/fast/lnd/macaroons/admin.macaroon",
+                "name": "LND (mainnet)",
+                "network": "mainnet",
+                "serverUrl": "127.0.0.1:10009"
+            }],
+            "backupsEnabled": false,
+            "channelPushEnabled": false,
+            "defaultNetwork": "mainnet",
+            "hashed": true,
+            "healthCheckPingEnabled": false,
+            "onchainPushEnabled": false,
+            "privateChannelPushEnabled": false
+        });
+        let tpl = concat!(
+            r#"{"accounts":[{"certificatePath":"/srv/fast/lnd/tls.cert","#,
+            r#""macaroonPath":"/srv/fast/lnd/macaroons/admin.macaroon","#,
+            r#""name":"LND (mainnet)","network":"mainnet","serverUrl":"127.0.0.1:10009"}],"#,
+            r#""backupsEnabled":false,"channelPushEnabled":false,"defaultNetwork":"mainnet","#,
+            r#""hashed":true,"healthCheckPingEnabled":false,"#,
+            r#""masterPassword":"@master-password-hash@","onchainPushEnabled":false,"#,
+            r#""privateChannelPushEnabled":false}"#
+        );
+        std::fs::write(d.path().join("tpl"), tpl).unwrap();
+        // The bcrypt alphabet includes `.` and `/`, which JSON leaves as is.
+        let hash = format!("thunderhub-$2b$12${}", "./Az09".repeat(8) + "abcde");
+        std::fs::write(d.path().join("hash"), format!("{hash}\n")).unwrap();
+        let out = d.path().join("accounts.yaml");
+        let t = Template {
+            template: d.path().join("tpl"),
+            substitutions: vec![parse_substitution(
+                &format!("@master-password-hash@={}", d.path().join("hash").display()),
+                Encoding::JsonString,
+                Check::ThunderHubBcrypt,
+                None,
+            )
+            .unwrap()],
+            out: out.clone(),
+            mode: 0o400,
+            owner: Owner::default(),
+        };
+        render(&t).unwrap();
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(written, tpl.replace("@master-password-hash@", &hash));
+        let mut expected = serde_json::Map::new();
+        expected.insert("masterPassword".into(), hash.clone().into());
+        expected.extend(account.as_object().unwrap().clone());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&written).unwrap(),
+            serde_json::Value::Object(expected)
+        );
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o400);
+        // The next start: a new hash replaces the read-only file whole.
+        let hash2 = format!("thunderhub-$2y$10${}", "Zz".repeat(26) + "9");
+        std::fs::write(d.path().join("hash"), &hash2).unwrap();
+        render(&t).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(v["masterPassword"], hash2.as_str());
+        assert_eq!(v["accounts"], account["accounts"]);
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o400);
+    }
+
     #[test]
     fn json_values_are_escaped_and_line_values_cannot_add_lines() {
         let d = tempfile::tempdir().unwrap();

@@ -47,6 +47,18 @@ impl DirStore {
         }
     }
 
+    /// Ok if the target's folder exists (the disk is mounted) and its
+    /// `latest` can be read.
+    pub async fn probe(&self, kind: Kind) -> Result<()> {
+        if !tokio::fs::metadata(&self.root)
+            .await
+            .is_ok_and(|m| m.is_dir())
+        {
+            anyhow::bail!("{} is not a folder", self.root.display());
+        }
+        self.latest(kind).await.map(drop)
+    }
+
     pub async fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         let p = self.folder(kind).join(name);
         tokio::fs::read(&p)

@@ -102,6 +102,18 @@ impl Backend {
         }
     }
 
+    /// Whether the target answers: a read of `latest` (for a directory,
+    /// also that its folder exists, since a missing `latest` there reads
+    /// as "none"). `None` for PBS, which cannot be read.
+    pub async fn probe(&self, kind: Kind) -> Option<Result<()>> {
+        Some(match self {
+            Backend::Directory(d) => d.probe(kind).await,
+            Backend::Object(o) => o.latest(kind).await.map(drop),
+            Backend::Openbao(b) => b.latest(kind).await.map(drop),
+            Backend::Pbs(_) => return None,
+        })
+    }
+
     pub async fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         match self {
             Backend::Directory(d) => d.get(kind, name).await,
