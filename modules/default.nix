@@ -1,7 +1,7 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
 # storage first, then the chains, then what builds on them, then how it
-# is reached (Tor, the LAN); the upgrade guard last, as it wraps the
-# services' units.
+# is reached (Tor, the LAN) and watched (monitoring, which reads them all);
+# the upgrade guard last, as it wraps the services' units.
 {
   imports = [
     ./storage.nix
@@ -15,6 +15,7 @@
     ./backup
     ./tor.nix
     ./access.nix
+    ./monitoring.nix
     ./upgrade-guard.nix
   ];
 }
