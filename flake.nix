@@ -106,6 +106,18 @@
           "backup"
           "upgrade-guard"
         ];
+        # Exporters and alert rules for whichever services are imported beside
+        # it (it reads the options of all of them).
+        monitoring = component [
+          "storage"
+          "secrets"
+          "bitcoind"
+          "monerod"
+          "sync-gate"
+          "fulcrum"
+          "lnd"
+          "monitoring"
+        ];
         # The guard of whichever guarded services are imported beside it.
         upgrade-guard = component [
           "storage"
@@ -135,6 +147,7 @@
         backup = pkgs.chainstead-backup;
         cli = pkgs.chainstead-cli;
         upgrade-guard = pkgs.chainstead-upgrade-guard;
+        exporter = pkgs.chainstead-exporter;
         inherit (pkgs) thunderhub;
         default = pkgs.chainstead-tools;
         # The services.chainstead.* reference (docs/options.md, as nixpkgs'
@@ -176,6 +189,7 @@
           chainstead-backup = vmTest "backup";
           chainstead-access = vmTest "access";
           chainstead-upgrade = vmTest "upgrade";
+          chainstead-monitoring = vmTest "monitoring";
         }
       );
 
@@ -206,6 +220,14 @@
           ];
         };
       });
+
+      # The alert rules with the default thresholds (monitoring/rules.nix;
+      # services.chainstead.monitoring.ruleFile has the configured ones).
+      lib.monitoring = {
+        rules = import ./monitoring/rules.nix { };
+        ruleFile = ./monitoring/rules/chainstead.rules.yml;
+        dashboard = ./monitoring/grafana/chainstead.json;
+      };
 
       formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
     };

@@ -7,5 +7,6 @@ final: _prev: {
   chainstead-backup = final.callPackage ./chainstead-tools/backup.nix { };
   chainstead-cli = final.callPackage ./chainstead-tools/cli.nix { };
   chainstead-upgrade-guard = final.callPackage ./chainstead-tools/upgrade-guard.nix { };
+  chainstead-exporter = final.callPackage ./chainstead-tools/exporter.nix { };
   thunderhub = final.callPackage ./thunderhub { };
 }

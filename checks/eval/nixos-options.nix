@@ -8,6 +8,7 @@
     ./nixos-options/etc.nix
     ./nixos-options/filesystems.nix
     ./nixos-options/firewall.nix
+    ./nixos-options/grafana.nix
     ./nixos-options/networking.nix
     ./nixos-options/prometheus.nix
     ./nixos-options/systemd.nix

@@ -148,6 +148,10 @@ let
       pname = "chainstead-upgrade-guard";
       mainProgram = "chainstead-upgrade-guard";
     }
+    {
+      pname = "chainstead-exporter";
+      mainProgram = "chainstead-exporter";
+    }
   ];
 
   package =

@@ -1,9 +1,10 @@
 # A configuration with every chainstead unit in it: the five services, the
 # sync gates, a secret loader per consumer (OpenBao by AppRole), LND's seed
-# store, the backup pusher, both storage tiers' setup units, Tor for every
-# service (hybrid) and a LAN switch (Fulcrum: the certificate step in its
-# ExecStartPre). tor.service is nixpkgs' own unit, not scored here. Evaluated by
-# units.nix for the hardening table; not a host anyone deploys.
+# store, the backup pusher, the exporter, both storage tiers' setup units,
+# Tor for every service (hybrid) and a LAN switch (Fulcrum: the certificate
+# step in its ExecStartPre). tor.service is nixpkgs' own unit, not scored
+# here. Evaluated by units.nix for the hardening table; not a host anyone
+# deploys.
 {
   services.chainstead = {
     storage = {
@@ -44,5 +45,6 @@
       allowedClients = [ "192.168.1.0/24" ];
       names = [ "node.home.arpa" ];
     };
+    monitoring.enable = true;
   };
 }

@@ -36,7 +36,7 @@ rustPlatform.buildRustPackage {
   meta = {
     description =
       if crate == null then
-        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard, the chainstead command"
+        "chainstead's helper tools: sync gate, secret loader, backup pusher, upgrade guard, exporter, the chainstead command"
       else
         "chainstead-${crate}, a helper tool of the chainstead NixOS stack";
     homepage = workspace.repository;

@@ -1,7 +1,8 @@
 # Mirrors nixpkgs nixos/modules/services/monitoring/prometheus/default.nix
 # (a subset of services.prometheus and of its scrape_config keys) and
-# prometheus/exporters.nix + exporters/node.nix (the node exporter's options;
-# only `node` is declared under exporters). Nothing is rendered or started.
+# prometheus/exporters.nix + exporters/node.nix and exporters/bitcoin.nix
+# (only `node` and `bitcoin` are declared under exporters). Nothing is
+# rendered or started.
 { lib, ... }:
 let
   inherit (lib) mkOption types;
@@ -96,6 +97,57 @@ let
       };
     };
   };
+
+  # exporters/bitcoin.nix: mkExporterOpts plus its extraOpts (port 9332).
+  bitcoinExporter = types.submodule {
+    options = {
+      enable = lib.mkEnableOption "the prometheus bitcoin exporter";
+      port = mkOption {
+        type = types.port;
+        default = 9332;
+      };
+      listenAddress = mkOption {
+        type = types.str;
+        default = "0.0.0.0";
+      };
+      extraFlags = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      rpcUser = mkOption {
+        type = types.str;
+        default = "bitcoinrpc";
+      };
+      rpcPasswordFile = mkOption { type = types.path; };
+      rpcScheme = mkOption {
+        type = types.enum [
+          "http"
+          "https"
+        ];
+        default = "http";
+      };
+      rpcHost = mkOption {
+        type = types.str;
+        default = "localhost";
+      };
+      rpcPort = mkOption {
+        type = types.port;
+        default = 8332;
+      };
+      refreshSeconds = mkOption {
+        type = types.ints.unsigned;
+        default = 300;
+      };
+      extraEnv = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+    };
+  };
 in
 {
   options.services.prometheus = {
@@ -133,6 +185,12 @@ in
         options.node = mkOption {
           type = nodeExporter;
           default = { };
+        };
+        # nullOr: nixpkgs' rpcPasswordFile has no default, and the harness
+        # forces every option value; an unset exporter is null here instead.
+        options.bitcoin = mkOption {
+          type = types.nullOr bitcoinExporter;
+          default = null;
         };
       };
       default = { };

@@ -51,7 +51,8 @@ struct FakeLnd {
 }
 
 /// LND's REST over TLS: /v1/state without a macaroon (stateservice), the
-/// rest only with the hex macaroon in Grpc-Metadata-macaroon.
+/// rest only with the hex macaroon in Grpc-Metadata-macaroon (field names
+/// as crates/clients/src/lnd.rs cites them from lnrpc).
 fn lnd(hang: bool) -> FakeLnd {
     let mac = hex::encode(MACAROON);
     let server = ReplayServer::start(move |req| {
@@ -69,6 +70,28 @@ fn lnd(hang: bool) -> FakeLnd {
                 200,
                 &json!({"identity_pubkey": "02abc", "num_active_channels": 3, "num_inactive_channels": 1,
                         "num_peers": 5, "block_height": 870000, "synced_to_chain": true}),
+            )
+            .into(),
+            "/v1/channels" => {
+                let chan = |active: bool, id: &str| {
+                    json!({"active": active, "remote_pubkey": "03def", "chan_id": id, "capacity": "1000000",
+                           "local_balance": "500000", "remote_balance": "83333", "pending_htlcs": []})
+                };
+                Response::json(
+                    200,
+                    &json!({"channels": [chan(true, "1"), chan(true, "2"), chan(true, "3"), chan(false, "4")]}),
+                )
+                .into()
+            }
+            "/v1/channels/pending" => Response::json(
+                200,
+                &json!({"total_limbo_balance": "0", "pending_open_channels": [{"channel": {"remote_node_pub": "02aa"}}],
+                        "pending_force_closing_channels": [], "waiting_close_channels": []}),
+            )
+            .into(),
+            "/v1/balance/blockchain" => Response::json(
+                200,
+                &json!({"total_balance": "300000", "confirmed_balance": "300000", "unconfirmed_balance": "0"}),
             )
             .into(),
             "/v1/balance/channels" => Response::json(
@@ -267,7 +290,7 @@ fn healthy() {
     assert_eq!(info.synced_to_chain, Some(true));
     assert_eq!(info.channels_active, Some(3));
     assert_eq!(info.channels_inactive, Some(1));
-    assert_eq!(info.channels_pending, Some(0));
+    assert_eq!(info.channels_pending, Some(1));
     assert_eq!(info.local_balance_sat, Some(1_500_000));
     assert_eq!(info.remote_balance_sat, Some(250_000));
     assert_eq!(lnd_r.peers, Some(5));

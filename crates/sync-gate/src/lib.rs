@@ -7,14 +7,14 @@
 //! the target the dependent services hang off. See docs/startup-ordering.md.
 
 pub mod backend;
+// The transport the backends share with chainstead-exporter.
+pub use chainstead_clients::{http, tls};
 pub mod cli;
 pub mod first_sync;
 pub mod gate;
-pub mod http;
 pub mod manifest;
 pub mod probe;
 pub mod progress;
-pub mod tls;
 
 pub use backend::Prober;
 pub use manifest::Manifest;

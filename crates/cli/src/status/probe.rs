@@ -14,7 +14,7 @@ use chainstead_sync_gate::backend::{
 use chainstead_sync_gate::manifest::Backend;
 use chainstead_sync_gate::Observation;
 
-use super::lnd::{self as lnd_api, LndRest};
+use super::lnd as lnd_api;
 use super::manifest::{self, Manifest};
 use super::report::*;
 use super::units::{self, UnitSource, UnitState};
@@ -182,22 +182,14 @@ async fn service(
     };
     let lnd = async {
         match (&s.backend, &s.macaroon_file) {
-            (Some(Backend::Lnd(cfg)), Some(mac)) => {
-                let api = LndRest::new(
-                    &cfg.rest_url,
-                    cfg.tls_cert_file.clone(),
-                    mac.clone(),
+            (Some(Backend::Lnd(cfg)), Some(mac)) => Some(
+                bounded(
+                    &format!("LND at {}", cfg.rest_url),
                     timeout,
-                );
-                Some(
-                    bounded(
-                        &format!("LND at {}", cfg.rest_url),
-                        timeout,
-                        lnd_api::info(&api),
-                    )
-                    .await,
+                    lnd_api::info(&cfg.rest_url, &cfg.tls_cert_file, mac, timeout),
                 )
-            }
+                .await,
+            ),
             _ => None,
         }
     };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::probe::ProbeError;
+use crate::error::ProbeError;
 
 /// Largest reply body accepted. getblockchaininfo and get_info are a few
 /// hundred bytes; anything near this is not the daemon we expect.
@@ -64,7 +64,7 @@ pub fn client(
         // POST on a connection closed under us would be a spurious error.
         .pool_idle_timeout(POOL_IDLE)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("chainstead-sync-gate/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("chainstead/", env!("CARGO_PKG_VERSION")));
     if let Some(cfg) = tls {
         b = b.tls_backend_preconfigured(cfg);
     }

@@ -1,0 +1,2 @@
+# chainstead-exporter alone; see ./default.nix.
+{ callPackage }: callPackage ./default.nix { crate = "exporter"; }
