@@ -61,7 +61,9 @@ impl UnitSource for Systemctl {
                 bail!(
                     "systemctl show {unit} failed ({}): {}",
                     out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    String::from_utf8_lossy(&out.stderr)
+                        .trim()
+                        .replace('\n', "; ")
                 );
             }
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
