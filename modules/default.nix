@@ -1,7 +1,8 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
 # storage first, then the chains, then what builds on them, then how it
 # is reached (Tor, the LAN) and watched (monitoring, which reads them all);
-# the upgrade guard last, as it wraps the services' units.
+# the upgrade guard, as it wraps the services' units; `chainstead status`
+# last, as it reads every module's options.
 {
   imports = [
     ./storage.nix
@@ -17,5 +18,6 @@
     ./access.nix
     ./monitoring.nix
     ./upgrade-guard.nix
+    ./status.nix
   ];
 }

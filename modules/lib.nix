@@ -158,12 +158,15 @@ rec {
   # A tool's manifest: `value` as JSON, checked by `<package> validate` when
   # the system is built, so a bad configuration fails the build, not the
   # boot. The file before the check is `manifest` (also `passthru.unchecked`).
+  # `validate` is the command line before `--manifest`, for a tool with
+  # more than one manifest (`chainstead status --validate`).
   checkedManifest =
     {
       pkgs,
       package,
       name,
       value,
+      validate ? "validate",
     }:
     let
       unchecked = pkgs.writeText "${name}.json" (builtins.toJSON value);
@@ -174,7 +177,7 @@ rec {
         passthru = { inherit unchecked; };
       }
       ''
-        ${lib.getExe package} validate --manifest "$manifest"
+        ${lib.getExe package} ${validate} --manifest "$manifest"
         cp "$manifest" "$out"
       '';
 

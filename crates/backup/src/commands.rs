@@ -40,10 +40,6 @@ struct StatusReport<'a> {
 
 fn target_rows(m: &Manifest, st: &State, kind: Kind) -> Vec<TargetStatus> {
     let now = state::now();
-    let newest = match kind {
-        Kind::Channel => st.channel.as_ref(),
-        Kind::Snapshot => st.snapshot.as_ref(),
-    };
     m.targets
         .iter()
         .map(|t| {
@@ -52,9 +48,7 @@ fn target_rows(m: &Manifest, st: &State, kind: Kind) -> Vec<TargetStatus> {
             TargetStatus {
                 name: t.name().into(),
                 kind: t.kind().into(),
-                // Unreadable channel.backup: nothing is known to be current.
-                current: newest.is_some_and(|n| lane.holds(n))
-                    && !(kind == Kind::Channel && st.source.failing),
+                current: st.is_current(t.name(), kind),
                 age_seconds: lane.last_success.map(|s| (now - s).max(0.0)),
                 last_success: lane.last_success,
                 last_version: lane.last_name,

@@ -116,6 +116,22 @@ impl Lane {
     }
 }
 
+impl State {
+    /// Whether `target` holds the newest accepted version of `kind`. While
+    /// channel.backup cannot be read nothing is known to be current.
+    pub fn is_current(&self, target: &str, kind: Kind) -> bool {
+        let newest = match kind {
+            Kind::Channel => self.channel.as_ref(),
+            Kind::Snapshot => self.snapshot.as_ref(),
+        };
+        let held = self
+            .targets
+            .get(target)
+            .is_some_and(|t| newest.is_some_and(|n| t.lane(kind).holds(n)));
+        held && !(kind == Kind::Channel && self.source.failing)
+    }
+}
+
 impl TargetState {
     pub fn lane(&self, kind: Kind) -> &Lane {
         match kind {

@@ -11,7 +11,7 @@ use chainstead_common::exit::{Exit, Misconfigured};
 use chainstead_common::fs::Owner;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{cert, connect, fingerprint, Manifest};
+use crate::{cert, connect, fingerprint, status, Manifest};
 
 /// The chainstead operator command.
 #[derive(Parser, Debug)]
@@ -51,6 +51,9 @@ pub enum Command {
     /// Make or refresh a self-signed TLS certificate whose SANs are the
     /// given names and addresses; nothing is written when they are unchanged.
     TlsCert(TlsCertArgs),
+    /// Report on every enabled service (docs/status.md). Exit 0 all fine,
+    /// 1 something needs attention, 2 a usage or configuration error.
+    Status(status::Args),
     /// Validate the manifest offline. Exit 0 valid, 2 invalid.
     Validate {
         #[arg(long)]
@@ -83,6 +86,7 @@ pub struct TlsCertArgs {
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
+        Command::Status(args) => return status::run(args),
         Command::Validate { manifest } => {
             Manifest::load(&manifest)?;
             println!("manifest {} is valid", manifest.display());

@@ -1,9 +1,8 @@
 //! chainstead-cli: the `chainstead` operator command.
 //!
-//! One module per subcommand ([`connect`], [`cert`]), dispatched from
-//! [`cli`]; the pieces they share ([`manifest`], [`onion`], [`lndconnect`],
-//! [`fingerprint`]) beside them. A new subcommand (`chainstead status`) is a
-//! new module and one more variant of [`cli::Command`].
+//! One module per subcommand ([`connect`], [`cert`], [`status`]),
+//! dispatched from [`cli`]; the pieces they share ([`manifest`], [`onion`],
+//! [`lndconnect`], [`fingerprint`]) beside them.
 
 pub mod cert;
 pub mod cli;
@@ -12,5 +11,6 @@ pub mod fingerprint;
 pub mod lndconnect;
 pub mod manifest;
 pub mod onion;
+pub mod status;
 
 pub use manifest::Manifest;

@@ -224,7 +224,15 @@ impl Validate for Manifest {
             p.absolute_path("metrics_dir", dir);
         }
         self.poll.validate(p);
-        match &self.backend {
+        self.backend.validate(p);
+    }
+}
+
+impl Backend {
+    /// The offline checks of a `backend` object; fields are named
+    /// `backend.*` (`chainstead status` reuses them for its manifest).
+    pub fn validate(&self, p: &mut Problems) {
+        match self {
             Backend::Bitcoind(b) => b.validate(p, "backend"),
             Backend::Monerod(b) => b.validate(p),
             Backend::Lnd(b) => b.validate(p),

@@ -96,13 +96,33 @@ impl Bitcoind {
 
     /// Reads the credentials (fresh every time) and asks getblockchaininfo.
     pub async fn info(&mut self) -> Result<ChainInfo, Wait> {
+        let what = self.describe();
+        let result = self.call("getblockchaininfo").await?;
+        let info: ChainInfo = serde_json::from_value(result).map_err(|e| {
+            Wait::Err(ProbeError::misconfig(format!(
+                "unparseable getblockchaininfo result from {what}: {e}"
+            )))
+        })?;
+        if info.chain != self.cfg.chain {
+            return Err(Wait::Err(ProbeError::misconfig(format!(
+                "{what} is on chain {:?}, but `{}.chain` is {:?}: point `{}.rpc_url` at the right bitcoind or fix `{}.chain`",
+                info.chain, self.at, self.cfg.chain, self.at, self.at
+            ))));
+        }
+        Ok(info)
+    }
+
+    /// Calls a parameterless RPC `method` (fresh credentials every time)
+    /// and returns its `result`; `chainstead status` uses it for
+    /// getnetworkinfo.
+    pub async fn call(&mut self, method: &str) -> Result<serde_json::Value, Wait> {
         let (user, password) = self.credentials()?;
         let url = &self.cfg.rpc_url;
         let what = format!("bitcoind at {url}");
         let body = serde_json::json!({
             "jsonrpc": "1.0",
             "id": "chainstead-sync-gate",
-            "method": "getblockchaininfo",
+            "method": method,
             "params": [],
         });
         let req = self
@@ -155,28 +175,16 @@ impl Bitcoind {
                 )));
             }
             return Err(Wait::Err(ProbeError::misconfig(format!(
-                "{what} answered getblockchaininfo with error {}: {}",
+                "{what} answered {method} with error {}: {}",
                 err.code, err.message
             ))));
         }
-        let result = env.result.ok_or_else(|| {
+        env.result.ok_or_else(|| {
             Wait::Err(ProbeError::misconfig(format!(
                 "unparseable reply from {what}: neither result nor error in {}",
                 reply.snippet()
             )))
-        })?;
-        let info: ChainInfo = serde_json::from_value(result).map_err(|e| {
-            Wait::Err(ProbeError::misconfig(format!(
-                "unparseable getblockchaininfo result from {what}: {e}"
-            )))
-        })?;
-        if info.chain != self.cfg.chain {
-            return Err(Wait::Err(ProbeError::misconfig(format!(
-                "{what} is on chain {:?}, but `{}.chain` is {:?}: point `{}.rpc_url` at the right bitcoind or fix `{}.chain`",
-                info.chain, self.at, self.cfg.chain, self.at, self.at
-            ))));
-        }
-        Ok(info)
+        })
     }
 
     fn credentials(&self) -> Result<(String, Secret), Wait> {

@@ -25,6 +25,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::backend::Wait;
 use crate::http::{self, Failure};
 use crate::manifest::MonerodBackend;
 use crate::probe::{percent, Observation, ProbeError, ProbeResult};
@@ -44,6 +45,12 @@ pub struct GetInfo {
     pub nettype: Option<String>,
     #[serde(default)]
     pub offline: bool,
+    /// Peer counts (core_rpc_server_commands_defs.h, COMMAND_RPC_GET_INFO:
+    /// `outgoing_connections_count`, `incoming_connections_count`).
+    #[serde(default)]
+    pub outgoing_connections_count: u64,
+    #[serde(default)]
+    pub incoming_connections_count: u64,
 }
 
 pub struct Monerod {
@@ -70,40 +77,51 @@ impl Monerod {
     }
 
     pub async fn probe(&mut self) -> ProbeResult {
+        match self.info().await {
+            Ok(info) => Ok(observe(&info)),
+            Err(Wait::NotYet(o)) => Ok(o),
+            Err(Wait::Err(e)) => Err(e),
+        }
+    }
+
+    /// One `/get_info`, checked against `backend.nettype`.
+    pub async fn info(&mut self) -> Result<GetInfo, Wait> {
         let what = format!("monerod at {}", self.cfg.rpc_url);
         let reply = match http::send(self.client.get(&self.url), &what, self.timeout).await {
             Ok(r) => r,
-            Err(Failure::Down(text)) => return Ok(Observation::waiting("down", text)),
-            Err(Failure::Error(e)) => return Err(e),
+            Err(Failure::Down(text)) => {
+                return Err(Wait::NotYet(Observation::waiting("down", text)))
+            }
+            Err(Failure::Error(e)) => return Err(Wait::Err(e)),
         };
         if reply.status == StatusCode::UNAUTHORIZED {
-            return Err(ProbeError::misconfig(format!(
+            return Err(Wait::Err(ProbeError::misconfig(format!(
                 "{what} asks for a login (HTTP 401, --rpc-login): the gate supports only an RPC port without login; \
                  point `backend.rpc_url` at one"
-            )));
+            ))));
         }
         if !reply.status.is_success() {
-            return Err(ProbeError::misconfig(format!(
+            return Err(Wait::Err(ProbeError::misconfig(format!(
                 "{what} answered /get_info with HTTP {} ({}): check `backend.rpc_url`",
                 reply.status.as_u16(),
                 reply.snippet()
-            )));
+            ))));
         }
         let info: GetInfo = serde_json::from_slice(&reply.body).map_err(|e| {
-            ProbeError::misconfig(format!(
+            Wait::Err(ProbeError::misconfig(format!(
                 "unparseable reply from {what} /get_info ({e}; body {}): check `backend.rpc_url`",
                 reply.snippet()
-            ))
+            )))
         })?;
         if let Some(nettype) = &info.nettype {
             if *nettype != self.cfg.nettype {
-                return Err(ProbeError::misconfig(format!(
+                return Err(Wait::Err(ProbeError::misconfig(format!(
                     "{what} runs nettype {nettype:?}, but `backend.nettype` is {:?}: point `backend.rpc_url` at the right monerod or fix `backend.nettype`",
                     self.cfg.nettype
-                )));
+                ))));
             }
         }
-        Ok(observe(&info))
+        Ok(info)
     }
 }
 
@@ -147,6 +165,8 @@ mod tests {
             busy_syncing: busy,
             nettype: Some("mainnet".into()),
             offline: false,
+            outgoing_connections_count: 0,
+            incoming_connections_count: 0,
         }
     }
 
