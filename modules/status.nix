@@ -12,7 +12,6 @@
 let
   inherit (lib)
     mkOption
-    mkEnableOption
     mkIf
     types
     literalExpression
@@ -156,7 +155,22 @@ let
 in
 {
   options.services.chainstead.status = {
-    enable = mkEnableOption "the `chainstead status` command, for root and the `${group}` group";
+    enable = mkOption {
+      type = types.bool;
+      default = lib.any (svc: svc.enable) [
+        bitcoind
+        monerod
+        fulcrum
+        lnd
+        thunderhub
+      ];
+      defaultText = literalExpression "true when any chainstead service is enabled";
+      description = ''
+        Whether to install the `chainstead status` command, for root and the
+        `${group}` group. On by default as soon as a service is: it only
+        reads, and it is the first thing to run when something looks wrong.
+      '';
+    };
 
     package = chainstead.toolPackageOption pkgs "chainstead-cli" ../pkgs/chainstead-tools/cli.nix;
 

@@ -56,9 +56,19 @@ let
       services.chainstead = {
         inherit storage;
         monerod.enable = true;
+        status.enable = false;
       };
     }
   ];
+  byDefault = h.evalConfig [
+    {
+      services.chainstead = {
+        inherit storage;
+        monerod.enable = true;
+      };
+    }
+  ];
+  noService = h.evalConfig [ { services.chainstead = { inherit storage; }; } ];
 
   manifest = config: h.renderedJSON config.system.build.chainstead-status-manifest.unchecked;
   names = config: map (s: s.name) (manifest config).services;
@@ -144,6 +154,8 @@ in
       full.systemd.tmpfiles.rules
     )
     (h.expectNotContains "no cookie group without bitcoind" "bitcoin-rpc" moneroOnly.users.users.alice.extraGroups)
+    (h.expectTrue "on by default once a service is enabled" byDefault.services.chainstead.status.enable "")
+    (h.expectTrue "off without any service" (!noService.services.chainstead.status.enable) "")
     (h.expectTrue "nothing without enable" (
       !(disabled.users.groups ? chainstead-operator) && !(disabled.environment.etc ? "chainstead/status.json")
     ) "")
