@@ -1,12 +1,14 @@
 //! bitcoind: JSON-RPC `getblockchaininfo` and `getnetworkinfo`.
 //!
 //! Upstream facts (bitcoin/bitcoin): the JSON-RPC 1.0 envelope and HTTP
-//! statuses as described in chainstead_sync_gate::backend::bitcoind;
+//! statuses as described in [`probe`];
 //! getblockchaininfo's `blocks`, `headers`, `initialblockdownload`,
 //! `verificationprogress` (src/rpc/blockchain.cpp); getnetworkinfo's
 //! `connections_in` / `connections_out` (src/rpc/net.cpp, since 0.21).
 //! The cookie `<datadir>/.cookie` is `__cookie__:<hex>`, rewritten on every
 //! start, so it is read again for every scrape.
+
+pub mod probe;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -66,7 +66,7 @@ pub fn client(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("chainstead/", env!("CARGO_PKG_VERSION")));
     if let Some(cfg) = tls {
-        b = b.tls_backend_preconfigured(cfg);
+        b = b.use_preconfigured_tls(cfg);
     }
     b.build().context("failed to build the HTTP client")
 }

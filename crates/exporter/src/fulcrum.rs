@@ -1,11 +1,11 @@
-//! Fulcrum (any Electrum server): its tip through the sync gate's Electrum
-//! probe (`blockchain.headers.subscribe`), against its reference bitcoind.
+//! Fulcrum (any Electrum server): its tip through the shared Electrum
+//! probe (the sync gate's too) (`blockchain.headers.subscribe`), against its reference bitcoind.
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use chainstead_sync_gate::backend::electrum::Electrum;
-use chainstead_sync_gate::manifest::ElectrumBackend;
+use chainstead_clients::electrum::Electrum;
+use chainstead_clients::settings::ElectrumBackend;
 
 use crate::source::Source;
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
+use chainstead_clients::settings::{BitcoindBackend, ElectrumBackend, MonerodBackend};
 use chainstead_common::manifest::{self, Invalid, PlainHttp, Problems, Validate};
-use chainstead_sync_gate::manifest::{host_port, BitcoindBackend, ElectrumBackend, MonerodBackend};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,20 +94,7 @@ impl Validate for Manifest {
             p.http_url("monerod.rpc_url", &m.rpc_url, PlainHttp::Anywhere);
         }
         if let Some(f) = &self.fulcrum {
-            if let Err(e) = host_port("fulcrum.address", &f.address) {
-                p.push("fulcrum.address", format!("{e:#}"));
-            }
-            match (&f.tls, &f.tls_cert_file) {
-                (true, None) => p.push(
-                    "fulcrum.tls_cert_file",
-                    "missing: with `fulcrum.tls` true it must name the server's certificate",
-                ),
-                (_, Some(c)) => {
-                    p.absolute_path("fulcrum.tls_cert_file", c);
-                }
-                (false, None) => {}
-            }
-            f.reference.validate(p, "fulcrum.reference");
+            f.validate(p, "fulcrum");
         }
         if let Some(l) = &self.lnd {
             // LND's REST listener always speaks TLS.

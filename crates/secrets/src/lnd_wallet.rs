@@ -127,7 +127,7 @@ enum Poll<T> {
 }
 
 /// A client for LND's REST API that trusts exactly the certificate in
-/// `cert_file` (the sync gate's pinned verifier: LND's tls.cert is marked as
+/// `cert_file` (the shared clients' pinned verifier: LND's tls.cert is marked as
 /// a CA, which webpki refuses as a server's own certificate). LND writes the
 /// file on its first start, so its absence is NotYet until `deadline`.
 pub async fn pinned_client(
@@ -136,7 +136,7 @@ pub async fn pinned_client(
     deadline: Instant,
     shutdown: &mut Shutdown,
 ) -> Result<reqwest::Client, Error> {
-    use chainstead_sync_gate::tls::{pinned_config, read_certs};
+    use chainstead_clients::tls::{pinned_config, read_certs};
     let certs = loop {
         if let Some(c) = read_certs(cert_file)? {
             break c;

@@ -1,19 +1,18 @@
 //! The backends and one type to drive whichever the manifest names.
 
-pub mod bitcoind;
-pub mod electrum;
+//!
+//! bitcoind's and the Electrum server's probes are the shared clients'
+//! (chainstead-exporter's Fulcrum source uses the same one).
+
+pub use chainstead_clients::bitcoind::probe as bitcoind;
+pub use chainstead_clients::electrum;
 pub mod lnd;
 pub mod monerod;
 
-use crate::manifest::{Backend, Manifest};
-use crate::probe::{Observation, ProbeError, ProbeResult};
+pub use chainstead_clients::probe::Wait;
 
-/// An intermediate step that did not produce the value asked for.
-#[derive(Debug)]
-pub enum Wait {
-    NotYet(Observation),
-    Err(ProbeError),
-}
+use crate::manifest::{Backend, Manifest};
+use crate::probe::ProbeResult;
 
 /// One backend with its connection state (HTTP client, pinned TLS).
 pub enum Prober {

@@ -1,4 +1,7 @@
-//! bitcoind: JSON-RPC `getblockchaininfo`.
+//! bitcoind's readiness as the sync gate sees it (and the Electrum probe's
+//! reference): JSON-RPC `getblockchaininfo`, with warm-up and a missing
+//! cookie as "not yet" and the chain checked against the settings. The
+//! exporter's numbers come from [`super::Bitcoind`] instead.
 //!
 //! Upstream facts this relies on (bitcoin/bitcoin):
 //! - The RPC server speaks JSON-RPC 1.0 over HTTP POST; a reply is the
@@ -29,10 +32,9 @@ use chainstead_common::Secret;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::backend::Wait;
 use crate::http::{self, Failure};
-use crate::manifest::BitcoindBackend;
-use crate::probe::{percent, Observation, ProbeError, ProbeResult};
+use crate::probe::{percent, Observation, ProbeError, ProbeResult, Wait};
+use crate::settings::BitcoindBackend;
 
 /// The fields of getblockchaininfo the gate uses.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,4 +1,6 @@
 //! An Electrum server (Fulcrum): its height against the reference bitcoind.
+//! The sync gate's electrum backend and chainstead-exporter's Fulcrum
+//! source both use this one probe.
 //!
 //! Upstream facts (the Electrum protocol as documented by ElectrumX,
 //! "Protocol Basics" and "Protocol Methods", which Fulcrum implements;
@@ -22,11 +24,10 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::backend::bitcoind::Bitcoind;
-use crate::backend::Wait;
+use crate::bitcoind::probe::Bitcoind;
 use crate::http::MAX_BODY;
-use crate::manifest::{host_port, ElectrumBackend};
-use crate::probe::{Observation, ProbeError, ProbeResult};
+use crate::probe::{Observation, ProbeError, ProbeResult, Wait};
+use crate::settings::{host_port, ElectrumBackend};
 use crate::tls::{read_certs, PinnedCache};
 
 /// The protocol version we ask for: 1.4 is the first with the
