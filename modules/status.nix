@@ -33,7 +33,7 @@ let
     ;
 
   group = "chainstead-operator";
-  gates = syncGate.gates or { };
+  gates = lib.attrByPath [ "gates" ] { } syncGate;
 
   # monerod reports --regtest as nettype "fakechain" (get_info).
   nettypes = {
