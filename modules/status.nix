@@ -107,6 +107,11 @@ let
         {
           unit = "chainstead-backup.service";
           state_dir = backup.stateDir;
+          # The pusher's textfile (crates/backup/src/manifest.rs
+          # `metrics_file`, no instance), world-readable: what an operator
+          # reads when the 0700 state directory is closed to them.
+          metrics_file =
+            if backup.metricsDir != null then "${backup.metricsDir}/chainstead-backup.prom" else null;
           targets = lib.mapAttrsToList (name: t: {
             inherit name;
             # A target is tagged by its kind (modules/backup/targets.nix).

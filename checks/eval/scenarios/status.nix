@@ -103,6 +103,7 @@ in
     (h.expectEqual "the backup targets and state directory" {
       unit = "chainstead-backup.service";
       state_dir = "/var/lib/chainstead/backup";
+      metrics_file = "${full.services.chainstead.backup.metricsDir}/chainstead-backup.prom";
       targets = [
         {
           name = "usb";

@@ -77,13 +77,19 @@ pub struct Gate {
     pub metrics_file: Option<PathBuf>,
 }
 
-/// The backup pusher's state directory (its `state.json`).
+/// The backup pusher's state directory (its `state.json`) and its metrics
+/// textfile, read when `state.json` is not readable (an operator: the state
+/// directory is the pusher's alone).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     #[serde(default)]
     pub unit: Option<String>,
     pub state_dir: PathBuf,
+    /// `<metricsDir>/chainstead-backup.prom`; null when the pusher writes
+    /// no metrics.
+    #[serde(default)]
+    pub metrics_file: Option<PathBuf>,
     /// Target names as in the pusher's manifest.
     pub targets: Vec<BackupTarget>,
     /// A target that does not hold the newest channel.backup and last
@@ -216,6 +222,9 @@ impl Validate for Manifest {
         }
         if let Some(b) = &self.backup {
             p.absolute_path("backup.state_dir", &b.state_dir);
+            if let Some(f) = &b.metrics_file {
+                p.absolute_path("backup.metrics_file", f);
+            }
             for (i, t) in b.targets.iter().enumerate() {
                 p.plain_name(&format!("backup.targets[{i}].name"), &t.name);
             }

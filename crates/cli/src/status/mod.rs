@@ -40,11 +40,20 @@ pub fn exit_of(r: &Report) -> Exit {
 
 /// Collects the report with the given unit source.
 pub fn report(m: &Manifest, units: &dyn units::UnitSource) -> anyhow::Result<Report> {
+    report_with(m, units, chainstead_backup::state::load)
+}
+
+/// [`report`] with the given reader of the backup pusher's `state.json`.
+pub fn report_with(
+    m: &Manifest,
+    units: &dyn units::UnitSource,
+    read_state: probe::StateReader,
+) -> anyhow::Result<Report> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    Ok(rt.block_on(probe::collect(m, units)))
+    Ok(rt.block_on(probe::collect_with(m, units, read_state)))
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {

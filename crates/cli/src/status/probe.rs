@@ -1,6 +1,7 @@
 //! The probes: every one runs at the same time, each under the manifest's
 //! timeout, so a dead or hanging backend costs at most that long.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -71,13 +72,23 @@ pub fn now() -> f64 {
     backup_state::now()
 }
 
+/// How the backup pusher's `state.json` is read: [`backup_state::load`];
+/// tests pass another to simulate a permission error (as root, permission
+/// checks do not apply).
+pub type StateReader = fn(&Path) -> Result<backup_state::State>;
+
 /// Probes everything in the manifest and assesses the result.
 pub async fn collect(m: &Manifest, units: &dyn UnitSource) -> Report {
+    collect_with(m, units, backup_state::load).await
+}
+
+/// [`collect`] with the given reader of the pusher's `state.json`.
+pub async fn collect_with(m: &Manifest, units: &dyn UnitSource, read_state: StateReader) -> Report {
     let timeout = Duration::from_secs_f64(m.timeout_secs);
     let services = futures::future::join_all(m.services.iter().map(|s| service(s, units, timeout)));
     let backup = async {
         match &m.backup {
-            Some(b) => Some(backup(b, units, timeout).await),
+            Some(b) => Some(backup(b, units, timeout, read_state).await),
             None => None,
         }
     };
@@ -343,11 +354,53 @@ async fn gate(g: &manifest::Gate, units: &dyn UnitSource, timeout: Duration) -> 
     r
 }
 
-async fn backup(b: &manifest::Backup, units: &dyn UnitSource, timeout: Duration) -> BackupReport {
+/// What `status` learns of the pusher, from either of its files.
+enum BackupSource {
+    State(Box<backup_state::State>),
+    /// `state.json` was not readable (why), the metrics file was.
+    Metrics(BackupMetrics, String),
+}
+
+/// True when `e` is, at its root, a permission error.
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
+async fn backup(
+    b: &manifest::Backup,
+    units: &dyn UnitSource,
+    timeout: Duration,
+    read_state: StateReader,
+) -> BackupReport {
     let unit = unit_state(units, b.unit.as_deref(), timeout);
-    let dir = b.state_dir.clone();
+    let (dir, metrics) = (b.state_dir.clone(), b.metrics_file.clone());
     let st = blocking("backup state.json".into(), timeout, move || {
-        backup_state::load(&dir)
+        let e = match read_state(&dir) {
+            Ok(st) => return Ok(BackupSource::State(Box::new(st))),
+            Err(e) if permission_denied(&e) => e,
+            Err(e) => return Err(e),
+        };
+        // The state directory is the pusher's alone (0700); its metrics
+        // textfile is world-readable for node_exporter.
+        let Some(f) = metrics else {
+            anyhow::bail!(
+                "{e:#}, and the pusher writes no metrics file to fall back on; \
+                 run `sudo chainstead status` to see the backup state"
+            );
+        };
+        match std::fs::read_to_string(&f) {
+            Ok(text) => Ok(BackupSource::Metrics(
+                parse_backup_metrics(&text),
+                format!("{e:#}"),
+            )),
+            Err(me) => anyhow::bail!(
+                "{e:#}, and failed to read {} ({me}): the pusher may not have run yet; \
+                 run `sudo chainstead status` to see the backup state",
+                f.display()
+            ),
+        }
     });
     let ((unit, unit_error), st) = tokio::join!(unit, st);
     let mut r = BackupReport {
@@ -356,12 +409,19 @@ async fn backup(b: &manifest::Backup, units: &dyn UnitSource, timeout: Duration)
         ..BackupReport::default()
     };
     let st = match st {
-        Ok(st) => st,
+        Ok(BackupSource::State(st)) => st,
+        Ok(BackupSource::Metrics(m, why)) => {
+            r.data_source = Some("metrics".into());
+            r.state_error = Some(why);
+            from_metrics(&mut r, b, &m);
+            return r;
+        }
         Err(e) => {
             r.error = Some(format!("{e:#}"));
             return r;
         }
     };
+    r.data_source = Some("state".into());
     let now = now();
     r.channel_version = st.channel.as_ref().map(|c| c.name.clone());
     r.source_failing = st.source.failing;
@@ -388,6 +448,117 @@ async fn backup(b: &manifest::Backup, units: &dyn UnitSource, timeout: Duration)
         });
     }
     r
+}
+
+/// The channel lane of the pusher's metrics (crates/backup/src/state.rs
+/// `render_metrics`): what holds the newest channel.backup and since when.
+#[derive(Debug, Default, PartialEq)]
+pub struct BackupMetrics {
+    /// `chainstead_backup_last_change_timestamp_seconds`; 0 before the
+    /// first channel.backup was accepted.
+    pub last_change: Option<f64>,
+    /// `chainstead_backup_source_readable`.
+    pub source_readable: Option<bool>,
+    /// Per target: `chainstead_backup_up_to_date` (channel).
+    pub up_to_date: BTreeMap<String, bool>,
+    /// Per target: `chainstead_backup_last_success_timestamp_seconds`
+    /// (channel); 0 if never.
+    pub last_success: BTreeMap<String, f64>,
+}
+
+/// The value of label `key` in a sample's `{...}` text (values as
+/// [`chainstead_common::metrics::Textfile`] escapes them).
+fn label<'a>(labels: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let mut rest = labels;
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once("=\"")?;
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = end?;
+        let raw = &after[..end];
+        if k.trim_start_matches(',') == key {
+            return Some(if raw.contains('\\') {
+                raw.replace("\\\"", "\"")
+                    .replace("\\n", "\n")
+                    .replace("\\\\", "\\")
+                    .into()
+            } else {
+                raw.into()
+            });
+        }
+        rest = &after[end + 1..];
+    }
+    None
+}
+
+pub fn parse_backup_metrics(text: &str) -> BackupMetrics {
+    let mut out = BackupMetrics::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let labels = labels.strip_suffix('}').unwrap_or(labels);
+        match name {
+            "chainstead_backup_last_change_timestamp_seconds" => out.last_change = Some(v),
+            "chainstead_backup_source_readable" => out.source_readable = Some(v > 0.0),
+            "chainstead_backup_up_to_date" | "chainstead_backup_last_success_timestamp_seconds"
+                if label(labels, "artifact").as_deref() == Some(Kind::Channel.as_str()) =>
+            {
+                let Some(target) = label(labels, "target") else {
+                    continue;
+                };
+                if name == "chainstead_backup_up_to_date" {
+                    out.up_to_date.insert(target.into_owned(), v > 0.0);
+                } else {
+                    out.last_success.insert(target.into_owned(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The backup rows from the metrics: current/behind/stale and the age per
+/// target; what only state.json holds (the version name, the last error,
+/// consecutive failures) stays unknown.
+fn from_metrics(r: &mut BackupReport, b: &manifest::Backup, m: &BackupMetrics) {
+    let now = now();
+    let has_channel = m.last_change.is_some_and(|t| t > 0.0);
+    r.source_failing = m.source_readable == Some(false);
+    if r.source_failing {
+        r.source_error = Some("the pusher's metrics say its last read failed".into());
+    }
+    for t in &b.targets {
+        let current = m.up_to_date.get(&t.name).copied().unwrap_or(false);
+        let last_success = m.last_success.get(&t.name).copied().filter(|s| *s > 0.0);
+        let age = last_success.map(|s| (now - s).max(0.0));
+        let stale = has_channel && !current && age.is_none_or(|a| a > b.max_age_secs);
+        r.targets.push(BackupTargetReport {
+            name: t.name.clone(),
+            kind: t.kind.clone(),
+            current,
+            stale,
+            last_success,
+            age_secs: age,
+            ..BackupTargetReport::default()
+        });
+    }
 }
 
 async fn secrets(
@@ -519,5 +690,31 @@ mod tests {
         assert_eq!(m.last_poll, Some(1_764_621_000.5));
         assert_eq!(m.last_error.as_deref(), Some("timed \"out\""));
         assert_eq!(parse_metrics(text, "other").height, Some(7.0));
+    }
+
+    #[test]
+    fn reads_the_backup_metrics() {
+        // As crates/backup/src/state.rs renders them.
+        let text = "# HELP chainstead_backup_last_change_timestamp_seconds x\n\
+            chainstead_backup_last_change_timestamp_seconds 1764621000\n\
+            chainstead_backup_source_readable 1\n\
+            chainstead_backup_last_success_timestamp_seconds{target=\"usb\",kind=\"directory\",artifact=\"channel\"} 1764621100.5\n\
+            chainstead_backup_last_success_timestamp_seconds{target=\"usb\",kind=\"directory\",artifact=\"snapshot\"} 7\n\
+            chainstead_backup_up_to_date{target=\"usb\",kind=\"directory\",artifact=\"channel\"} 1\n\
+            chainstead_backup_up_to_date{target=\"s3\",kind=\"s3\",artifact=\"channel\"} 0\n\
+            chainstead_backup_up_to_date{target=\"s3\",kind=\"s3\",artifact=\"snapshot\"} 1\n";
+        let m = parse_backup_metrics(text);
+        assert_eq!(m.last_change, Some(1_764_621_000.0));
+        assert_eq!(m.source_readable, Some(true));
+        assert_eq!(m.last_success.get("usb"), Some(&1_764_621_100.5));
+        assert_eq!(m.up_to_date.get("usb"), Some(&true));
+        assert_eq!(
+            m.up_to_date.get("s3"),
+            Some(&false),
+            "the snapshot lane is not the channel's"
+        );
+        assert!(!m.last_success.contains_key("s3"));
+        assert_eq!(label(r#"a="x\"y",b="z""#, "b").as_deref(), Some("z"));
+        assert_eq!(label(r#"a="x\"y",b="z""#, "a").as_deref(), Some("x\"y"));
     }
 }

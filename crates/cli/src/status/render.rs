@@ -197,6 +197,12 @@ pub fn text(r: &Report, st: Style) -> String {
         if let Some(e) = &b.error {
             let _ = writeln!(o, "  {}", st.paint(Tone::Bad, e));
         }
+        if b.data_source.as_deref() == Some("metrics") {
+            let _ = writeln!(
+                o,
+                "  (from the pusher's metrics: state.json is not readable for this user; sudo shows last errors)"
+            );
+        }
         for t in &b.targets {
             let state = if t.current {
                 st.paint(Tone::Good, "current")

@@ -86,8 +86,14 @@ pub struct GateReport {
 pub struct BackupReport {
     pub unit: Option<UnitState>,
     pub unit_error: Option<String>,
-    /// Why state.json could not be read.
+    /// Why neither state.json nor the metrics file could be read.
     pub error: Option<String>,
+    /// Where the rows come from: "state" (state.json) or "metrics" (the
+    /// pusher's textfile, when state.json is not readable); null when
+    /// neither could be read.
+    pub data_source: Option<String>,
+    /// Why state.json could not be read, when the metrics were used.
+    pub state_error: Option<String>,
     /// The newest channel.backup the pusher accepted.
     pub channel_version: Option<String>,
     pub source_failing: bool,
