@@ -317,13 +317,16 @@ in
       systemd = {
         # The flags live as long as the boot: a reboot gates again, a restart of
         # a gate (a switch that changed it) does not re-gate started services.
+        # (tmpfiles creates the missing parent /run/chainstead as root 0755.)
+        tmpfiles.rules = [ "d ${flagDir} 0755 ${user} ${user} - -" ];
         # The metrics directory: writable by the chainstead-metrics group (every
         # chainstead tool that writes textfiles), readable by node_exporter.
-        # (tmpfiles creates the missing parent /run/chainstead as root 0755.)
-        tmpfiles.rules = [
-          "d ${flagDir} 0755 ${user} ${user} - -"
-          "d ${cfg.metricsDir} 0775 root ${metricsGroup} - -"
-        ];
+        # A setting, so the backup pusher's identical one merges with it.
+        tmpfiles.settings."10-chainstead".${cfg.metricsDir}.d = {
+          mode = "0775";
+          user = "root";
+          group = metricsGroup;
+        };
 
         services = lib.mapAttrs' (
           name: gate: lib.nameValuePair "chainstead-sync-gate-${name}" (gateUnit name gate)

@@ -279,6 +279,16 @@ in
 
     services.chainstead.storage.reservedPaths = [ stateDir ];
 
+    # The textfile directory, as the sync gate declares it (identical
+    # settings merge): a pusher without any gate still has somewhere to write.
+    systemd.tmpfiles.settings."10-chainstead" = lib.mkIf (cfg.metricsDir != null) {
+      ${cfg.metricsDir}.d = {
+        mode = "0775";
+        user = "root";
+        group = metricsGroup;
+      };
+    };
+
     systemd.services.${unit} = {
       description = "Push LND's channel.backup to every backup target";
       wantedBy = [ "multi-user.target" ];
