@@ -259,11 +259,7 @@ in
         default = 9735;
         description = "Lightning P2P port.";
       };
-      openFirewall = mkOption {
-        type = types.bool;
-        default = false;
-        description = "Open the P2P port in the firewall so peers can connect in.";
-      };
+      openFirewall = chainstead.p2pOpenFirewallOption "peers";
     };
 
     bitcoind = mkOption {
@@ -370,13 +366,7 @@ in
       '';
     };
 
-    configFile = mkOption {
-      type = types.package;
-      readOnly = true;
-      default = configFile;
-      defaultText = literalExpression "lnd.conf rendered from settings";
-      description = "The rendered lnd.conf (world-readable in the Nix store, no credential in it).";
-    };
+    configFile = chainstead.configFileOption "lnd.conf" configFile "The rendered lnd.conf (world-readable in the Nix store, no credential in it).";
 
     settings = mkOption {
       type = types.submodule {
