@@ -5,25 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chainstead_testkit::free_port;
 use common::servers::*;
 use common::*;
-use serde_json::{json, Value};
-
-fn base(dir: &Path, targets: Value) -> Value {
-    json!({
-        "version": 1,
-        "channel_backup": dir.join("lnd/channel.backup"),
-        "state_dir": dir.join("state"),
-        "metrics_dir": dir,
-        "reconcile_interval_secs": 2,
-        "targets": targets,
-    })
-}
+use serde_json::json;
 
 #[test]
 #[ignore = "needs rclone: run via checks/offline"]
