@@ -27,15 +27,7 @@ fn run(args: &[&str], manifest: &Path) -> Output {
 
 /// `wait` as the service runs it, its output discarded; killed on drop.
 fn spawn_wait(manifest: &Path) -> ChildGuard {
-    ChildGuard::new(
-        Command::new(BIN)
-            .args(["wait", "--manifest"])
-            .arg(manifest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    ChildGuard::spawn_quiet(Command::new(BIN).args(["wait", "--manifest"]).arg(manifest))
 }
 
 fn text(o: &Output) -> (String, String) {
