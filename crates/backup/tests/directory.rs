@@ -442,28 +442,12 @@ fn verify_and_restore_round_trip_with_age() {
     assert!(out.contains("byte for byte"), "{out}");
     for from in ["plain", "sealed", "local"] {
         let dst = t.path().join(format!("restored-{from}.backup"));
-        let o = run(
-            &["restore", "--from", from, "--out", dst.to_str().unwrap()],
-            &manifest,
-        );
-        assert!(o.status.success(), "{}", text(&o));
+        let o = restore_ok(&manifest, from, &[], &dst);
         assert!(String::from_utf8_lossy(&o.stdout).contains("lncli restorechanbackup --multi_file"));
         assert_eq!(std::fs::read(&dst).unwrap(), second, "restore from {from}");
     }
     let dst = t.path().join("older.backup");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "sealed",
-            "--version",
-            &first_name,
-            "--out",
-            dst.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "sealed", &["--version", &first_name], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), first);
     // Tamper with the plain target's newest copy: verify and restore refuse.
     let (name, _) = dir_latest(&t.path().join("plain")).unwrap();
@@ -550,18 +534,7 @@ fn snapshot_round_trip_and_unchanged_sets_are_not_pushed_again() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(count(), 1, "an unchanged set was pushed again");
     let out = t.path().join("restored");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "usb",
-            "--snapshot",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "usb", &["--snapshot"], &out);
     let inside = |p: &Path| out.join(p.strip_prefix("/").unwrap());
     assert_eq!(
         std::fs::read_to_string(inside(&conf)).unwrap(),

@@ -212,25 +212,9 @@ fn openbao_kv2_replay_push_history_and_restore() {
         .count();
     assert!(logins >= 2);
     let dst = t.path().join("restored");
-    let o = run(
-        &["restore", "--from", "bao", "--out", dst.to_str().unwrap()],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "bao", &[], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), second);
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "bao",
-            "--version",
-            &first_name,
-            "--out",
-            dst.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "bao", &["--version", &first_name], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), first);
     let o = run(&["verify"], &manifest);
     assert!(o.status.success(), "{}", text(&o));

@@ -200,17 +200,7 @@ fn garage_burst_wrong_secret_verify_restore() {
     assert_eq!(st["targets"][0]["current"], true, "{st}");
     assert_eq!(st["targets"][2]["current"], true, "{st}");
     let dst = t.path().join("restored.backup");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "garage",
-            "--out",
-            dst.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "garage", &[], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), last);
     let o = run(&["verify"], &manifest);
     assert_eq!(
@@ -269,10 +259,6 @@ fn rustyvault_kv1_push_and_restore() {
         "{stored}"
     );
     let dst = t.path().join("restored");
-    let o = run(
-        &["restore", "--from", "bao", "--out", dst.to_str().unwrap()],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "bao", &[], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), data);
 }

@@ -135,6 +135,17 @@ pub fn run(args: &[&str], manifest: &Path) -> Output {
     cmd.output().unwrap()
 }
 
+/// `restore --from <from> <extra...> --out <out>`, which must succeed.
+pub fn restore_ok(manifest: &Path, from: &str, extra: &[&str], out: &Path) -> Output {
+    let out = out.to_str().unwrap();
+    let o = run(
+        &[&["restore", "--from", from], extra, &["--out", out]].concat(),
+        manifest,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
