@@ -439,20 +439,10 @@ in
         defaultText = literalExpression "the network's default P2P port";
         description = "P2P port.";
       };
-      openFirewall = mkOption {
-        type = types.bool;
-        default = false;
-        description = "Open the P2P port in the firewall so other nodes can connect in.";
-      };
+      openFirewall = chainstead.p2pOpenFirewallOption "other nodes";
     };
 
-    configFile = mkOption {
-      type = types.package;
-      readOnly = true;
-      default = configFile;
-      defaultText = literalExpression "bitcoin.conf rendered from settings";
-      description = "The rendered bitcoin.conf (world-readable in the Nix store).";
-    };
+    configFile = chainstead.configFileOption "bitcoin.conf" configFile "The rendered bitcoin.conf (world-readable in the Nix store).";
 
     settings = mkOption {
       type = types.submodule {

@@ -219,13 +219,7 @@ in
       '';
     };
 
-    configFile = mkOption {
-      type = types.package;
-      readOnly = true;
-      default = configFile;
-      defaultText = literalExpression "fulcrum.conf rendered from settings";
-      description = "The rendered fulcrum.conf (world-readable in the Nix store, no credential in it).";
-    };
+    configFile = chainstead.configFileOption "fulcrum.conf" configFile "The rendered fulcrum.conf (world-readable in the Nix store, no credential in it).";
 
     settings = mkOption {
       type = types.submodule {

@@ -251,6 +251,27 @@ rec {
 
   # A service's directory on the storage tier its placement option names:
   # `<tier path>/<name>` by default. `storage` is config.services.chainstead.storage.
+  # The read-only option that exposes a module's rendered configuration
+  # (`file` names it in the docs' default).
+  configFileOption =
+    file: value: description:
+    mkOption {
+      type = types.package;
+      readOnly = true;
+      default = value;
+      defaultText = lib.literalExpression "${file} rendered from settings";
+      inherit description;
+    };
+
+  # A P2P daemon's switch that opens its P2P port for `who`; off by default.
+  p2pOpenFirewallOption =
+    who:
+    mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the P2P port in the firewall so ${who} can connect in.";
+    };
+
   tierDirOption =
     {
       storage,

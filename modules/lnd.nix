@@ -45,6 +45,23 @@ let
   lnd = lib.getExe' cfg.package "lnd";
   restUrl = "https://${hostPort (connectHost cfg.restAddress) cfg.restPort}";
   walletDb = "${cfg.networkDir}/wallet.db";
+
+  # A read-only path `rel` below the option `dir` names (`relText` for the
+  # docs where `rel` is computed), for other modules to read.
+  pathBelow =
+    {
+      dir,
+      rel,
+      relText ? rel,
+      description,
+    }:
+    mkOption {
+      type = types.str;
+      default = "${cfg.${dir}}/${rel}";
+      defaultText = literalExpression ''"''${${dir}}/${relText}"'';
+      readOnly = true;
+      inherit description;
+    };
   inherit (config.services.chainstead) secrets;
   # The wallet password comes from the secret loader unless a file is given.
   loaderPasswordFile = "${secrets.runtimeDir}/lnd/wallet-password";
@@ -173,35 +190,28 @@ in
       '';
     };
 
-    networkDir = mkOption {
-      type = types.str;
-      default = "${cfg.dataDir}/data/chain/bitcoin/${cfg.network}";
-      defaultText = literalExpression ''"''${dataDir}/data/chain/bitcoin/''${network}"'';
-      readOnly = true;
+    networkDir = pathBelow {
+      dir = "dataDir";
+      rel = "data/chain/bitcoin/${cfg.network}";
+      relText = "data/chain/bitcoin/\${network}";
       description = "Where LND keeps the wallet and channel.backup for the network.";
     };
 
-    backupFile = mkOption {
-      type = types.str;
-      default = "${cfg.networkDir}/channel.backup";
-      defaultText = literalExpression ''"''${networkDir}/channel.backup"'';
-      readOnly = true;
+    backupFile = pathBelow {
+      dir = "networkDir";
+      rel = "channel.backup";
       description = "LND's static channel backup, replaced by rename on every change.";
     };
 
-    tlsCertFile = mkOption {
-      type = types.str;
-      default = "${cfg.dataDir}/tls.cert";
-      defaultText = literalExpression ''"''${dataDir}/tls.cert"'';
-      readOnly = true;
+    tlsCertFile = pathBelow {
+      dir = "dataDir";
+      rel = "tls.cert";
       description = "LND's self-signed TLS certificate (world-readable) for gRPC and REST clients.";
     };
 
-    macaroonDir = mkOption {
-      type = types.str;
-      default = "${cfg.dataDir}/macaroons";
-      defaultText = literalExpression ''"''${dataDir}/macaroons"'';
-      readOnly = true;
+    macaroonDir = pathBelow {
+      dir = "dataDir";
+      rel = "macaroons";
       description = ''
         Directory of admin.macaroon, readonly.macaroon and invoice.macaroon,
         readable by the members of {option}`group`.
@@ -249,11 +259,7 @@ in
         default = 9735;
         description = "Lightning P2P port.";
       };
-      openFirewall = mkOption {
-        type = types.bool;
-        default = false;
-        description = "Open the P2P port in the firewall so peers can connect in.";
-      };
+      openFirewall = chainstead.p2pOpenFirewallOption "peers";
     };
 
     bitcoind = mkOption {
@@ -360,13 +366,7 @@ in
       '';
     };
 
-    configFile = mkOption {
-      type = types.package;
-      readOnly = true;
-      default = configFile;
-      defaultText = literalExpression "lnd.conf rendered from settings";
-      description = "The rendered lnd.conf (world-readable in the Nix store, no credential in it).";
-    };
+    configFile = chainstead.configFileOption "lnd.conf" configFile "The rendered lnd.conf (world-readable in the Nix store, no credential in it).";
 
     settings = mkOption {
       type = types.submodule {

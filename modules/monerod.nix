@@ -167,11 +167,7 @@ in
         defaultText = literalExpression "the network's default P2P port";
         description = "P2P port.";
       };
-      openFirewall = mkOption {
-        type = types.bool;
-        default = false;
-        description = "Open the P2P port in the firewall so other nodes can connect in.";
-      };
+      openFirewall = chainstead.p2pOpenFirewallOption "other nodes";
     };
 
     zmq = {
@@ -190,13 +186,7 @@ in
       };
     };
 
-    configFile = mkOption {
-      type = types.package;
-      readOnly = true;
-      default = configFile;
-      defaultText = literalExpression "monerod.conf rendered from settings";
-      description = "The rendered monerod configuration (world-readable in the Nix store).";
-    };
+    configFile = chainstead.configFileOption "monerod.conf" configFile "The rendered monerod configuration (world-readable in the Nix store).";
 
     settings = mkOption {
       type = types.submodule {

@@ -84,16 +84,54 @@ let
       '';
     };
 
-  # An onion service to a loopback target, as nixpkgs' module takes it.
-  onion = port: target: {
-    version = 3;
-    map = [
-      {
-        inherit port;
-        target = { inherit (target) addr port; };
-      }
-    ];
+  # When `on`, the onion service `name` on virtual port `port` to the
+  # loopback target `addr`:`target`, as nixpkgs' module takes it.
+  onionService =
+    on: name: port: addr: target:
+    mkIf on {
+      services.tor.relay.onionServices.${name} = {
+        version = 3;
+        map = [
+          {
+            inherit port;
+            target = {
+              inherit addr;
+              port = target;
+            };
+          }
+        ];
+      };
+    };
+
+  # A daemon that reaches its peers through Tor starts after it.
+  afterTor = {
+    wants = [ "tor.service" ];
+    after = [ "tor.service" ];
   };
+
+  # Mode "tor": the daemon's clearnet P2P port stays shut, and it announces
+  # no clearnet address.
+  closedInTorMode = name: use: mode: {
+    assertion = !(use && mode == "tor" && config.services.chainstead.${name}.p2p.openFirewall);
+    message = ''
+      services.chainstead.tor.${name}.mode = "tor" listens on loopback only, but
+      services.chainstead.${name}.p2p.openFirewall opens the clearnet P2P port.
+      Set openFirewall = false, or use mode "hybrid".
+    '';
+  };
+  noClearnetExternalInTorMode =
+    name: use: mode:
+    let
+      external = clearnetExternal config.services.chainstead.${name}.settings;
+    in
+    {
+      assertion = !(use && mode == "tor" && external != [ ]);
+      message = ''
+        services.chainstead.tor.${name}.mode = "tor", but services.chainstead.${name}.settings.externalip
+        announces ${lib.concatStringsSep ", " (map toString external)},
+        a clearnet address. Remove it, or use mode "hybrid".
+      '';
+    };
 
   isOnion = a: lib.hasSuffix ".onion" (lib.head (lib.splitString ":" (toString a)));
   clearnetExternal = settings: lib.filter (a: !isOnion a) (lib.toList (settings.externalip or [ ]));
@@ -104,6 +142,7 @@ let
   useBitcoind = cfg.enable && bitcoind.enable && btc.mode != "clearnet";
   useLnd = cfg.enable && lnd.enable && ln.mode != "clearnet";
   useMonerod = cfg.enable && monerod.enable && xmr.mode != "clearnet";
+  restrictedPort = config.services.chainstead.access.monerodRestrictedPort;
 in
 {
   options.services.chainstead.tor = {
@@ -232,38 +271,10 @@ in
   config = mkIf cfg.enable (mkMerge [
     {
       assertions = [
-        {
-          assertion = !(useBitcoind && btc.mode == "tor" && clearnetExternal bitcoind.settings != [ ]);
-          message = ''
-            services.chainstead.tor.bitcoind.mode = "tor", but services.chainstead.bitcoind.settings.externalip
-            announces ${lib.concatStringsSep ", " (map toString (clearnetExternal bitcoind.settings))},
-            a clearnet address. Remove it, or use mode "hybrid".
-          '';
-        }
-        {
-          assertion = !(useBitcoind && btc.mode == "tor" && bitcoind.p2p.openFirewall);
-          message = ''
-            services.chainstead.tor.bitcoind.mode = "tor" listens on loopback only, but
-            services.chainstead.bitcoind.p2p.openFirewall opens the clearnet P2P port.
-            Set openFirewall = false, or use mode "hybrid".
-          '';
-        }
-        {
-          assertion = !(useLnd && ln.mode == "tor" && clearnetExternal lnd.settings != [ ]);
-          message = ''
-            services.chainstead.tor.lnd.mode = "tor", but services.chainstead.lnd.settings.externalip
-            announces ${lib.concatStringsSep ", " (map toString (clearnetExternal lnd.settings))},
-            a clearnet address. Remove it, or use mode "hybrid".
-          '';
-        }
-        {
-          assertion = !(useLnd && ln.mode == "tor" && lnd.p2p.openFirewall);
-          message = ''
-            services.chainstead.tor.lnd.mode = "tor" listens on loopback only, but
-            services.chainstead.lnd.p2p.openFirewall opens the clearnet P2P port.
-            Set openFirewall = false, or use mode "hybrid".
-          '';
-        }
+        (noClearnetExternalInTorMode "bitcoind" useBitcoind btc.mode)
+        (closedInTorMode "bitcoind" useBitcoind btc.mode)
+        (noClearnetExternalInTorMode "lnd" useLnd ln.mode)
+        (closedInTorMode "lnd" useLnd ln.mode)
         {
           assertion = !(useLnd && ln.mode == "tor" && (lnd.settings."tor.skip-proxy-for-clearnet-targets" or false));
           message = ''
@@ -272,14 +283,7 @@ in
             Remove it, or use mode "hybrid".
           '';
         }
-        {
-          assertion = !(useMonerod && xmr.mode == "tor" && monerod.p2p.openFirewall);
-          message = ''
-            services.chainstead.tor.monerod.mode = "tor" listens on loopback only, but
-            services.chainstead.monerod.p2p.openFirewall opens the clearnet P2P port.
-            Set openFirewall = false, or use mode "hybrid".
-          '';
-        }
+        (closedInTorMode "monerod" useMonerod xmr.mode)
       ];
 
       warnings = lib.optional (monerod.enable && xmr.inbound.enable && xmr.inbound.address == null) ''
@@ -344,21 +348,13 @@ in
           { onion = socks; }
       );
       users.users.bitcoind.extraGroups = [ "tor" ];
-      systemd.services.bitcoind = {
-        wants = [ "tor.service" ];
-        after = [ "tor.service" ];
-      };
+      systemd.services.bitcoind = afterTor;
     })
     (mkIf (cfg.enable && bitcoind.enable && btc.mode == "clearnet") {
       # bitcoind would otherwise make an onion service through the local control port.
       services.chainstead.bitcoind.settings.listenonion = false;
     })
-    (mkIf (bitcoind.enable && btc.rpcOnion) {
-      services.tor.relay.onionServices.chainstead-bitcoind-rpc = onion bitcoind.rpc.port {
-        addr = connectHost bitcoind.rpc.address;
-        inherit (bitcoind.rpc) port;
-      };
-    })
+    (onionService (bitcoind.enable && btc.rpcOnion) "chainstead-bitcoind-rpc" bitcoind.rpc.port (connectHost bitcoind.rpc.address) bitcoind.rpc.port)
 
     # LND: tor.v3 makes and announces its onion service through the control port.
     (mkIf useLnd {
@@ -378,37 +374,14 @@ in
         p2p.address = mkIf (ln.mode == "tor") (mkDefault "127.0.0.1");
       };
       users.users.lnd.extraGroups = [ "tor" ];
-      systemd.services.lnd = {
-        wants = [ "tor.service" ];
-        after = [ "tor.service" ];
-      };
+      systemd.services.lnd = afterTor;
     })
-    (mkIf (lnd.enable && ln.restOnion) {
-      services.tor.relay.onionServices.chainstead-lnd-rest = onion lnd.restPort {
-        addr = connectHost lnd.restAddress;
-        port = lnd.restPort;
-      };
-    })
-    (mkIf (lnd.enable && ln.grpcOnion) {
-      services.tor.relay.onionServices.chainstead-lnd-grpc = onion lnd.rpcPort {
-        addr = connectHost lnd.rpcAddress;
-        port = lnd.rpcPort;
-      };
-    })
+    (onionService (lnd.enable && ln.restOnion) "chainstead-lnd-rest" lnd.restPort (connectHost lnd.restAddress) lnd.restPort)
+    (onionService (lnd.enable && ln.grpcOnion) "chainstead-lnd-grpc" lnd.rpcPort (connectHost lnd.rpcAddress) lnd.rpcPort)
 
     # Fulcrum: onion services only; it makes no outbound connection but to bitcoind.
-    (mkIf (fulcrum.enable && fulcrum.ssl.enable && cfg.fulcrum.sslOnion) {
-      services.tor.relay.onionServices.chainstead-fulcrum-ssl = onion fulcrum.ssl.port {
-        addr = connectHost fulcrum.ssl.address;
-        inherit (fulcrum.ssl) port;
-      };
-    })
-    (mkIf (fulcrum.enable && cfg.fulcrum.tcpOnion) {
-      services.tor.relay.onionServices.chainstead-fulcrum-tcp = onion fulcrum.tcp.port {
-        addr = connectHost fulcrum.tcp.address;
-        inherit (fulcrum.tcp) port;
-      };
-    })
+    (onionService (fulcrum.enable && fulcrum.ssl.enable && cfg.fulcrum.sslOnion) "chainstead-fulcrum-ssl" fulcrum.ssl.port (connectHost fulcrum.ssl.address) fulcrum.ssl.port)
+    (onionService (fulcrum.enable && cfg.fulcrum.tcpOnion) "chainstead-fulcrum-tcp" fulcrum.tcp.port (connectHost fulcrum.tcp.address) fulcrum.tcp.port)
 
     # monerod: transactions over Tor, all P2P over Tor in "tor" mode.
     (mkIf useMonerod {
@@ -423,30 +396,14 @@ in
         };
         p2p.address = mkIf (xmr.mode == "tor") (mkDefault "127.0.0.1");
       };
-      systemd.services.monerod = {
-        wants = [ "tor.service" ];
-        after = [ "tor.service" ];
-      };
+      systemd.services.monerod = afterTor;
     })
-    (mkIf (monerod.enable && xmr.rpcOnion) {
-      services.tor.relay.onionServices.chainstead-monerod-rpc = onion config.services.chainstead.access.monerodRestrictedPort {
-        addr = "127.0.0.1";
-        port = config.services.chainstead.access.monerodRestrictedPort;
-      };
-    })
+    (onionService (monerod.enable && xmr.rpcOnion) "chainstead-monerod-rpc" restrictedPort "127.0.0.1" restrictedPort)
+    (onionService (monerod.enable && xmr.inbound.enable) "chainstead-monerod-p2p" xmr.inbound.port "127.0.0.1" xmr.inbound.port)
     (mkIf (monerod.enable && xmr.inbound.enable) {
-      services.tor.relay.onionServices.chainstead-monerod-p2p = onion xmr.inbound.port {
-        addr = "127.0.0.1";
-        inherit (xmr.inbound) port;
-      };
       services.chainstead.monerod.settings.anonymous-inbound = mkIf (xmr.inbound.address != null) "${xmr.inbound.address}:${toString xmr.inbound.port},${hostPort "127.0.0.1" xmr.inbound.port},16";
     })
 
-    (mkIf (thunderhub.enable && cfg.thunderhub.onion) {
-      services.tor.relay.onionServices.chainstead-thunderhub = onion 80 {
-        addr = connectHost thunderhub.host;
-        inherit (thunderhub) port;
-      };
-    })
+    (onionService (thunderhub.enable && cfg.thunderhub.onion) "chainstead-thunderhub" 80 (connectHost thunderhub.host) thunderhub.port)
   ]);
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,14 +20,7 @@ fn base(dir: &Path, targets: serde_json::Value) -> serde_json::Value {
             let _ = std::fs::create_dir_all(t["path"].as_str().unwrap());
         }
     }
-    json!({
-        "version": 1,
-        "channel_backup": dir.join("lnd/channel.backup"),
-        "state_dir": dir.join("state"),
-        "metrics_dir": dir,
-        "reconcile_interval_secs": 2,
-        "targets": targets,
-    })
+    common::base(dir, targets)
 }
 
 fn age_identity(dir: &Path) -> (String, std::path::PathBuf) {
@@ -38,20 +31,39 @@ fn age_identity(dir: &Path) -> (String, std::path::PathBuf) {
     (id.to_public().to_string(), p)
 }
 
+/// A manifest with one directory target `usb` and a snapshot of one file,
+/// `<dir>/lnd.conf` (written); returns that file and the manifest's path.
+fn snapshot_manifest(dir: &Path) -> (PathBuf, PathBuf) {
+    let conf = dir.join("lnd.conf");
+    std::fs::write(&conf, "alias=x\n").unwrap();
+    let mut m = base(
+        dir,
+        json!([{"kind": "directory", "name": "usb", "path": dir.join("usb")}]),
+    );
+    m["snapshot"] = json!({"files": [conf]});
+    (conf, write_manifest(dir, &m))
+}
+
+/// A manifest with `targets` and encryption to a fresh age identity;
+/// returns the manifest's path and the identity file.
+fn sealed_manifest(dir: &Path, targets: serde_json::Value) -> (PathBuf, PathBuf) {
+    let (recipient, identity) = age_identity(dir);
+    let mut m = base(dir, targets);
+    m["encryption"] = json!({"recipients": [recipient], "identity_file": identity});
+    (write_manifest(dir, &m), identity)
+}
+
 #[test]
 fn burst_of_rewrites_ends_newest_everywhere_and_never_goes_back() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let (recipient, identity) = age_identity(t.path());
-    let mut m = base(
+    let (manifest, identity) = sealed_manifest(
         t.path(),
         json!([
             {"kind": "directory", "name": "usb", "path": t.path().join("usb")},
             {"kind": "directory", "name": "nfs", "path": t.path().join("nfs"), "encrypt": true},
         ]),
     );
-    m["encryption"] = json!({"recipients": [recipient], "identity_file": identity});
-    let manifest = write_manifest(t.path(), &m);
     lnd.write(&payload(0));
     let _pusher = spawn_watch(&manifest, t.path());
     assert!(wait_until(Duration::from_secs(20), || dir_latest(
@@ -403,16 +415,13 @@ fn full_directory_target() {
 fn verify_and_restore_round_trip_with_age() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let (recipient, identity) = age_identity(t.path());
-    let mut m = base(
+    let (manifest, _) = sealed_manifest(
         t.path(),
         json!([
             {"kind": "directory", "name": "plain", "path": t.path().join("plain")},
             {"kind": "directory", "name": "sealed", "path": t.path().join("sealed"), "encrypt": true},
         ]),
     );
-    m["encryption"] = json!({"recipients": [recipient], "identity_file": identity});
-    let manifest = write_manifest(t.path(), &m);
     let first = payload(11);
     lnd.write(&first);
     let o = run(&["push"], &manifest);
@@ -433,28 +442,12 @@ fn verify_and_restore_round_trip_with_age() {
     assert!(out.contains("byte for byte"), "{out}");
     for from in ["plain", "sealed", "local"] {
         let dst = t.path().join(format!("restored-{from}.backup"));
-        let o = run(
-            &["restore", "--from", from, "--out", dst.to_str().unwrap()],
-            &manifest,
-        );
-        assert!(o.status.success(), "{}", text(&o));
+        let o = restore_ok(&manifest, from, &[], &dst);
         assert!(String::from_utf8_lossy(&o.stdout).contains("lncli restorechanbackup --multi_file"));
         assert_eq!(std::fs::read(&dst).unwrap(), second, "restore from {from}");
     }
     let dst = t.path().join("older.backup");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "sealed",
-            "--version",
-            &first_name,
-            "--out",
-            dst.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "sealed", &["--version", &first_name], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), first);
     // Tamper with the plain target's newest copy: verify and restore refuse.
     let (name, _) = dir_latest(&t.path().join("plain")).unwrap();
@@ -490,13 +483,10 @@ fn age_cli_decrypts_pushed_copies() {
     let age_bin = chainstead_testkit::require_binary("age");
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let (recipient, identity) = age_identity(t.path());
-    let mut m = base(
+    let (manifest, identity) = sealed_manifest(
         t.path(),
         json!([{"kind": "directory", "name": "s", "path": t.path().join("s"), "encrypt": true}]),
     );
-    m["encryption"] = json!({"recipients": [recipient], "identity_file": identity});
-    let manifest = write_manifest(t.path(), &m);
     lnd.write(&payload(5));
     assert!(run(&["push"], &manifest).status.success());
     let (name, _) = dir_latest(&t.path().join("s")).unwrap();
@@ -544,18 +534,7 @@ fn snapshot_round_trip_and_unchanged_sets_are_not_pushed_again() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(count(), 1, "an unchanged set was pushed again");
     let out = t.path().join("restored");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "usb",
-            "--snapshot",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "usb", &["--snapshot"], &out);
     let inside = |p: &Path| out.join(p.strip_prefix("/").unwrap());
     assert_eq!(
         std::fs::read_to_string(inside(&conf)).unwrap(),
@@ -585,14 +564,7 @@ fn nix_store_restores_the_snapshot() {
     let nix_store = chainstead_testkit::require_binary("nix-store");
     let t = tempfile::tempdir().unwrap();
     let _lnd = Lnd::new(t.path().join("lnd"));
-    let conf = t.path().join("lnd.conf");
-    std::fs::write(&conf, "alias=x\n").unwrap();
-    let mut m = base(
-        t.path(),
-        json!([{"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
-    );
-    m["snapshot"] = json!({"files": [conf]});
-    let manifest = write_manifest(t.path(), &m);
+    let (conf, manifest) = snapshot_manifest(t.path());
     assert!(run(&["snapshot"], &manifest).status.success());
     let (_, nar) = dir_latest(&t.path().join("usb/snapshots")).unwrap();
     let out = t.path().join("out");
@@ -723,14 +695,7 @@ fn metrics_pass_promtool() {
     let promtool = chainstead_testkit::require_binary("promtool");
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let conf = t.path().join("lnd.conf");
-    std::fs::write(&conf, "alias=x\n").unwrap();
-    let mut m = base(
-        t.path(),
-        json!([{"kind": "directory", "name": "usb", "path": t.path().join("usb")}]),
-    );
-    m["snapshot"] = json!({"files": [conf]});
-    let manifest = write_manifest(t.path(), &m);
+    let (_, manifest) = snapshot_manifest(t.path());
     lnd.write(&payload(3));
     assert!(run(&["push"], &manifest).status.success());
     assert!(run(&["snapshot"], &manifest).status.success());
@@ -832,15 +797,7 @@ fn clock_ahead_names_do_not_block_latest() {
 fn unreadable_channel_backup_is_reported_not_only_logged() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let usb = t.path().join("usb");
-    std::fs::create_dir_all(&usb).unwrap();
-    let manifest = write_manifest(
-        t.path(),
-        &base(
-            t.path(),
-            json!([{"kind": "directory", "name": "usb", "path": usb}]),
-        ),
-    );
+    let (_, manifest) = usb_manifest(t.path());
     let good = payload(7);
     lnd.write(&good);
     let _pusher = spawn_watch(&manifest, t.path());
@@ -974,15 +931,7 @@ fn push_as_root_leaves_files_to_the_directory_owner() {
 fn pushes_next_to_the_service_serialise() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let usb = t.path().join("usb");
-    std::fs::create_dir_all(&usb).unwrap();
-    let manifest = write_manifest(
-        t.path(),
-        &base(
-            t.path(),
-            json!([{"kind": "directory", "name": "usb", "path": usb}]),
-        ),
-    );
+    let (usb, manifest) = usb_manifest(t.path());
     lnd.write(&payload(100));
     let _pusher = spawn_watch(&manifest, t.path());
     let last = 112;
@@ -1019,11 +968,7 @@ fn pushes_next_to_the_service_serialise() {
 fn replaced_lnd_directory_is_watched_again_at_once() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let usb = t.path().join("usb");
-    let mut m = base(
-        t.path(),
-        json!([{"kind": "directory", "name": "usb", "path": usb}]),
-    );
+    let (usb, mut m) = usb_base(t.path());
     m["reconcile_interval_secs"] = json!(3600);
     let manifest = write_manifest(t.path(), &m);
     lnd.write(&payload(60));

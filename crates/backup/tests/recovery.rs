@@ -12,18 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
-use serde_json::{json, Value};
-
-fn base(dir: &Path, targets: Value) -> Value {
-    json!({
-        "version": 1,
-        "channel_backup": dir.join("lnd/channel.backup"),
-        "state_dir": dir.join("state"),
-        "metrics_dir": dir,
-        "reconcile_interval_secs": 2,
-        "targets": targets,
-    })
-}
+use serde_json::json;
 
 /// A server on loopback that accepts every connection and never answers
 /// (a hung WebDAV server); connections stay open until the test ends.
@@ -130,15 +119,7 @@ fn a_hanging_target_delays_neither_the_others_nor_push() {
 fn temp_files_of_a_killed_writer_are_cleaned_while_running() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let usb = t.path().join("usb");
-    std::fs::create_dir_all(&usb).unwrap();
-    let manifest = write_manifest(
-        t.path(),
-        &base(
-            t.path(),
-            json!([{"kind": "directory", "name": "usb", "path": usb}]),
-        ),
-    );
+    let (usb, manifest) = usb_manifest(t.path());
     lnd.write(&payload(1));
     let _pusher = spawn_watch(&manifest, t.path());
     assert!(wait_until(Duration::from_secs(30), || dir_latest(&usb).is_some()));
@@ -234,12 +215,7 @@ fn deletion_or_mode_change_of_channel_backup_is_noticed_at_once() {
     use std::os::unix::fs::PermissionsExt;
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
-    let usb = t.path().join("usb");
-    std::fs::create_dir_all(&usb).unwrap();
-    let mut m = base(
-        t.path(),
-        json!([{"kind": "directory", "name": "usb", "path": usb}]),
-    );
+    let (usb, mut m) = usb_base(t.path());
     m["reconcile_interval_secs"] = json!(3600);
     let manifest = write_manifest(t.path(), &m);
     lnd.write(&payload(1));

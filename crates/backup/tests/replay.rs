@@ -27,6 +27,30 @@ fn base(dir: &Path, targets: Value) -> Value {
     })
 }
 
+/// Serves `kv` on loopback and writes a manifest with it as the one
+/// OpenBao target (AppRole files written); returns the server (keep it
+/// alive) and the manifest's path.
+fn kv_manifest(dir: &Path, kv: &Arc<FakeKv2>) -> (ReplayServer, std::path::PathBuf) {
+    let srv = {
+        let kv = kv.clone();
+        ReplayServer::start(move |r| kv.answer(r))
+    };
+    std::fs::write(dir.join("role-id"), "role-1\n").unwrap();
+    std::fs::write(dir.join("secret-id"), "secret-1\n").unwrap();
+    let manifest = write_manifest(
+        dir,
+        &base(
+            dir,
+            json!([{
+                "kind": "openbao", "name": "bao", "address": srv.url(),
+                "auth": {"approle": {"role_id_file": dir.join("role-id"), "secret_id_file": dir.join("secret-id")}},
+                "mount": "secret", "path": "lnd/channel-backup",
+            }]),
+        ),
+    );
+    (srv, manifest)
+}
+
 /// `proxmox-backup-client` cannot run here (no PBS server). This stand-in
 /// records its argv, its environment and the password it reads from the
 /// descriptor named by `PBS_PASSWORD_FD`, and copies the archive source.
@@ -156,23 +180,7 @@ fn openbao_kv2_replay_push_history_and_restore() {
     let t = tempfile::tempdir().unwrap();
     let lnd = Lnd::new(t.path().join("lnd"));
     let kv = Arc::new(FakeKv2::default());
-    let srv = {
-        let kv = kv.clone();
-        ReplayServer::start(move |r| kv.answer(r))
-    };
-    std::fs::write(t.path().join("role-id"), "role-1\n").unwrap();
-    std::fs::write(t.path().join("secret-id"), "secret-1\n").unwrap();
-    let manifest = write_manifest(
-        t.path(),
-        &base(
-            t.path(),
-            json!([{
-                "kind": "openbao", "name": "bao", "address": srv.url(),
-                "auth": {"approle": {"role_id_file": t.path().join("role-id"), "secret_id_file": t.path().join("secret-id")}},
-                "mount": "secret", "path": "lnd/channel-backup",
-            }]),
-        ),
-    );
+    let (srv, manifest) = kv_manifest(t.path(), &kv);
     let first = payload(31);
     lnd.write(&first);
     let o = run(&["push"], &manifest);
@@ -204,25 +212,9 @@ fn openbao_kv2_replay_push_history_and_restore() {
         .count();
     assert!(logins >= 2);
     let dst = t.path().join("restored");
-    let o = run(
-        &["restore", "--from", "bao", "--out", dst.to_str().unwrap()],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "bao", &[], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), second);
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "bao",
-            "--version",
-            &first_name,
-            "--out",
-            dst.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "bao", &["--version", &first_name], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), first);
     let o = run(&["verify"], &manifest);
     assert!(o.status.success(), "{}", text(&o));
@@ -350,23 +342,7 @@ fn openbao_clock_ahead_version_is_superseded_not_skipped() {
         "name": ahead,
         "content": base64::engine::general_purpose::STANDARD.encode(&old),
     }));
-    let srv = {
-        let kv = kv.clone();
-        ReplayServer::start(move |r| kv.answer(r))
-    };
-    std::fs::write(t.path().join("role-id"), "role-1\n").unwrap();
-    std::fs::write(t.path().join("secret-id"), "secret-1\n").unwrap();
-    let manifest = write_manifest(
-        t.path(),
-        &base(
-            t.path(),
-            json!([{
-                "kind": "openbao", "name": "bao", "address": srv.url(),
-                "auth": {"approle": {"role_id_file": t.path().join("role-id"), "secret_id_file": t.path().join("secret-id")}},
-                "mount": "secret", "path": "lnd/channel-backup",
-            }]),
-        ),
-    );
+    let (_srv, manifest) = kv_manifest(t.path(), &kv);
     let cur = payload(52);
     lnd.write(&cur);
     let o = run(&["push", "--timeout", "20"], &manifest);
@@ -405,12 +381,7 @@ fn lnd_refusing_the_macaroon_is_counted() {
         })
     };
     std::fs::write(t.path().join("readonly.macaroon"), b"\x02\x01wrong").unwrap();
-    let usb = t.path().join("usb");
-    std::fs::create_dir_all(&usb).unwrap();
-    let mut m = base(
-        t.path(),
-        json!([{"kind": "directory", "name": "usb", "path": usb}]),
-    );
+    let (usb, mut m) = usb_base(t.path());
     m["lnd"] = json!({"rest_url": srv.url(), "macaroon_file": t.path().join("readonly.macaroon")});
     m["metrics_dir"] = json!(t.path());
     let manifest = write_manifest(t.path(), &m);

@@ -5,25 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chainstead_testkit::free_port;
 use common::servers::*;
 use common::*;
-use serde_json::{json, Value};
-
-fn base(dir: &Path, targets: Value) -> Value {
-    json!({
-        "version": 1,
-        "channel_backup": dir.join("lnd/channel.backup"),
-        "state_dir": dir.join("state"),
-        "metrics_dir": dir,
-        "reconcile_interval_secs": 2,
-        "targets": targets,
-    })
-}
+use serde_json::json;
 
 #[test]
 #[ignore = "needs rclone: run via checks/offline"]
@@ -211,17 +200,7 @@ fn garage_burst_wrong_secret_verify_restore() {
     assert_eq!(st["targets"][0]["current"], true, "{st}");
     assert_eq!(st["targets"][2]["current"], true, "{st}");
     let dst = t.path().join("restored.backup");
-    let o = run(
-        &[
-            "restore",
-            "--from",
-            "garage",
-            "--out",
-            dst.to_str().unwrap(),
-        ],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "garage", &[], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), last);
     let o = run(&["verify"], &manifest);
     assert_eq!(
@@ -280,10 +259,6 @@ fn rustyvault_kv1_push_and_restore() {
         "{stored}"
     );
     let dst = t.path().join("restored");
-    let o = run(
-        &["restore", "--from", "bao", "--out", dst.to_str().unwrap()],
-        &manifest,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    restore_ok(&manifest, "bao", &[], &dst);
     assert_eq!(std::fs::read(&dst).unwrap(), data);
 }

@@ -18,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chainstead_cli::onion;
@@ -56,15 +56,7 @@ fn tor_writes_hostname_files_offline_and_connect_reads_them() {
         monerod = monerod.display(),
     );
     std::fs::write(d.join("torrc"), torrc).unwrap();
-    let mut child = ChildGuard::new(
-        Command::new(tor)
-            .arg("-f")
-            .arg(d.join("torrc"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = ChildGuard::spawn_quiet(Command::new(tor).arg("-f").arg(d.join("torrc")));
     // Generous: key generation is quick, but the machine may be loaded.
     for service in [&fulcrum, &monerod] {
         wait_for(
@@ -117,14 +109,10 @@ fn tor_writes_hostname_files_offline_and_connect_reads_them() {
 
     // A restart keeps the address (the key stays in the directory).
     drop(child);
-    let mut again = ChildGuard::new(
+    let mut again = ChildGuard::spawn_quiet(
         Command::new(require_binary("tor"))
             .arg("-f")
-            .arg(d.join("torrc"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg(d.join("torrc")),
     );
     wait_for(
         &fulcrum.join("hostname"),

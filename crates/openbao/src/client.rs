@@ -479,9 +479,9 @@ pub(crate) mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn retry_never_fails_at_once_and_until_waits_for_the_deadline() {
-        let c = Client::new(&config("http://127.0.0.1:1")).unwrap();
+    /// `retry` on an operation that always finds OpenBao sealed: how often
+    /// it ran, and the final error.
+    async fn always_sealed(c: &Client) -> (usize, String) {
         let mut calls = 0;
         let e = c
             .retry::<(), _, _>("read x", || {
@@ -491,6 +491,13 @@ pub(crate) mod tests {
             .await
             .unwrap_err()
             .to_string();
+        (calls, e)
+    }
+
+    #[tokio::test]
+    async fn retry_never_fails_at_once_and_until_waits_for_the_deadline() {
+        let c = Client::new(&config("http://127.0.0.1:1")).unwrap();
+        let (calls, e) = always_sealed(&c).await;
         assert_eq!(calls, 1);
         assert_eq!(
             e,
@@ -503,15 +510,7 @@ pub(crate) mod tests {
             setting: "openbao.deadline_secs".into(),
         };
         let c = Client::new(&cfg).unwrap();
-        let mut calls = 0;
-        let e = c
-            .retry::<(), _, _>("read x", || {
-                calls += 1;
-                async { Err(Failure::Transient("sealed (503)".into())) }
-            })
-            .await
-            .unwrap_err()
-            .to_string();
+        let (calls, e) = always_sealed(&c).await;
         assert!(calls >= 2, "{calls}");
         assert!(e.contains("deadline (openbao.deadline_secs) passed"), "{e}");
     }

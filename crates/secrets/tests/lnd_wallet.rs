@@ -119,6 +119,19 @@ fn config(dir: &Path, url: &str) -> Config {
     }
 }
 
+/// A scripted LND in `state` serving on loopback, and a config in `dir`
+/// that points at it (script more answers with `then` before running).
+fn serve(dir: &Path, state: &'static str) -> (Arc<FakeLnd>, ReplayServer, Config) {
+    let lnd = FakeLnd::new(state);
+    let srv = start(&lnd);
+    let cfg = config(dir, &srv.url());
+    (lnd, srv, cfg)
+}
+
+fn created(from_existing_seed: bool) -> Outcome {
+    Outcome::Created { from_existing_seed }
+}
+
 async fn go(cfg: &Config) -> Result<Outcome, Error> {
     let (_tx, mut sd) = Shutdown::manual();
     run(cfg, &reqwest::Client::new(), &mut sd).await
@@ -135,15 +148,8 @@ fn posts(srv: &ReplayServer, path: &str) -> Vec<Value> {
 #[tokio::test]
 async fn wallet_absent_the_seed_is_written_first_then_the_wallet_created() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("NON_EXISTING");
-    let srv = start(&lnd);
-    let cfg = config(d.path(), &srv.url());
-    assert_eq!(
-        go(&cfg).await.unwrap(),
-        Outcome::Created {
-            from_existing_seed: false
-        }
-    );
+    let (_lnd, srv, cfg) = serve(d.path(), "NON_EXISTING");
+    assert_eq!(go(&cfg).await.unwrap(), created(false));
     // The shell wrote `jq -r 'join(" ")'`: the words and a newline, 0400.
     let seed = std::fs::read_to_string(d.path().join("seed")).unwrap();
     assert_eq!(seed, format!("{}\n", words().join(" ")));
@@ -168,15 +174,8 @@ async fn wallet_absent_the_seed_is_written_first_then_the_wallet_created() {
 async fn wallet_absent_with_a_seed_in_place_is_created_from_it_with_a_rescan() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("seed"), format!("{}\n", words().join(" "))).unwrap();
-    let lnd = FakeLnd::new("NON_EXISTING");
-    let srv = start(&lnd);
-    let cfg = config(d.path(), &srv.url());
-    assert_eq!(
-        go(&cfg).await.unwrap(),
-        Outcome::Created {
-            from_existing_seed: true
-        }
-    );
+    let (_lnd, srv, cfg) = serve(d.path(), "NON_EXISTING");
+    assert_eq!(go(&cfg).await.unwrap(), created(true));
     assert!(srv.requests().iter().all(|r| r.path != "/v1/genseed"));
     let init = posts(&srv, "/v1/initwallet");
     assert_eq!(init[0]["recovery_window"], 2500);
@@ -186,9 +185,7 @@ async fn wallet_absent_with_a_seed_in_place_is_created_from_it_with_a_rescan() {
 #[tokio::test]
 async fn locked_is_left_to_lnd_or_unlocked_when_asked() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("LOCKED");
-    let srv = start(&lnd);
-    let mut cfg = config(d.path(), &srv.url());
+    let (_lnd, srv, mut cfg) = serve(d.path(), "LOCKED");
     assert_eq!(go(&cfg).await.unwrap(), Outcome::Exists(State::Locked));
     assert!(posts(&srv, "/v1/unlockwallet").is_empty());
     cfg.unlock = true;
@@ -209,9 +206,7 @@ async fn unlocked_or_active_needs_nothing() {
         ("SERVER_ACTIVE", State::ServerActive),
     ] {
         let d = tempfile::tempdir().unwrap();
-        let lnd = FakeLnd::new(state);
-        let srv = start(&lnd);
-        let mut cfg = config(d.path(), &srv.url());
+        let (_lnd, srv, mut cfg) = serve(d.path(), state);
         cfg.unlock = true;
         assert_eq!(go(&cfg).await.unwrap(), Outcome::Exists(want));
         assert!(srv.requests().iter().all(|r| r.method == "GET"), "{state}");
@@ -225,7 +220,7 @@ async fn unlocked_or_active_needs_nothing() {
 #[tokio::test]
 async fn lnd_restarting_is_waited_out_and_the_seed_generated_once() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("NON_EXISTING");
+    let (lnd, srv, cfg) = serve(d.path(), "NON_EXISTING");
     lnd.then("/v1/state", Reply::Close);
     lnd.then(
         "/v1/state",
@@ -233,14 +228,7 @@ async fn lnd_restarting_is_waited_out_and_the_seed_generated_once() {
     );
     lnd.then("/v1/state", Response::new(502, "bad gateway").into());
     lnd.then("/v1/initwallet", Reply::Close);
-    let srv = start(&lnd);
-    let cfg = config(d.path(), &srv.url());
-    assert_eq!(
-        go(&cfg).await.unwrap(),
-        Outcome::Created {
-            from_existing_seed: true
-        }
-    );
+    assert_eq!(go(&cfg).await.unwrap(), created(true));
     let genseeds = srv
         .requests()
         .iter()
@@ -258,9 +246,7 @@ async fn lnd_restarting_is_waited_out_and_the_seed_generated_once() {
 #[tokio::test]
 async fn a_wrong_password_is_its_own_error_without_the_password() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("LOCKED");
-    let srv = start(&lnd);
-    let mut cfg = config(d.path(), &srv.url());
+    let (_lnd, _srv, mut cfg) = serve(d.path(), "LOCKED");
     std::fs::write(&cfg.password_file, "not-the-password\n").unwrap();
     cfg.unlock = true;
     let e = go(&cfg).await.unwrap_err();
@@ -281,9 +267,7 @@ async fn a_wrong_password_is_its_own_error_without_the_password() {
 #[tokio::test]
 async fn sigterm_while_waiting_ends_the_wait_at_once() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("WAITING_TO_START");
-    let srv = start(&lnd);
-    let mut cfg = config(d.path(), &srv.url());
+    let (_lnd, srv, mut cfg) = serve(d.path(), "WAITING_TO_START");
     cfg.poll = Duration::from_secs(30);
     let (tx, mut sd) = Shutdown::manual();
     let started = Instant::now();
@@ -306,9 +290,7 @@ async fn sigterm_while_waiting_ends_the_wait_at_once() {
 #[tokio::test]
 async fn no_answer_until_the_deadline_names_the_url_and_the_last_reason() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("WAITING_TO_START");
-    let srv = start(&lnd);
-    let mut cfg = config(d.path(), &srv.url());
+    let (_lnd, srv, mut cfg) = serve(d.path(), "WAITING_TO_START");
     cfg.deadline = Duration::from_millis(300);
     let e = go(&cfg).await.unwrap_err().to_string();
     assert!(e.contains(&srv.url()), "{e}");
@@ -318,7 +300,7 @@ async fn no_answer_until_the_deadline_names_the_url_and_the_last_reason() {
 #[tokio::test]
 async fn a_refused_initwallet_and_a_short_password_are_named() {
     let d = tempfile::tempdir().unwrap();
-    let lnd = FakeLnd::new("NON_EXISTING");
+    let (lnd, _srv, cfg) = serve(d.path(), "NON_EXISTING");
     lnd.then(
         "/v1/initwallet",
         Response::json(
@@ -327,8 +309,6 @@ async fn a_refused_initwallet_and_a_short_password_are_named() {
         )
         .into(),
     );
-    let srv = start(&lnd);
-    let cfg = config(d.path(), &srv.url());
     let e = go(&cfg).await.unwrap_err().to_string();
     assert!(
         e.contains("refused /v1/initwallet: 500: wallet already exists"),

@@ -89,9 +89,7 @@ fn assert_stack_installed(env: &Env, ids: Option<(u32, u32)>) {
 fn loads_the_stack_from_kv_v2() {
     let env = Env::new();
     let bao = seeded(Some(2));
-    let srv = bao.start();
-    let (o, g, ids) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), stack_services(&o, &g));
+    let (srv, m, ids) = env.serve(&bao, json!({}), stack_services);
     let r = load(&m);
     assert!(r.ok, "load failed");
     assert_stack_installed(&env, ids);
@@ -125,9 +123,7 @@ fn loads_the_stack_from_kv_v2() {
 fn loads_from_kv_v1() {
     let env = Env::new();
     let bao = seeded(Some(1));
-    let srv = bao.start();
-    let (o, g, ids) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), stack_services(&o, &g));
+    let (srv, m, ids) = env.serve(&bao, json!({}), stack_services);
     let r = load(&m);
     assert!(r.ok);
     assert_stack_installed(&env, ids);
@@ -144,9 +140,7 @@ fn loads_from_kv_v1() {
 fn mounts_404_means_kv_v1() {
     let env = Env::new();
     let bao = seeded(None);
-    let srv = bao.start();
-    let (o, g, ids) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), stack_services(&o, &g));
+    let (_srv, m, ids) = env.serve(&bao, json!({}), stack_services);
     assert!(load(&m).ok);
     assert_stack_installed(&env, ids);
 }
@@ -158,13 +152,7 @@ fn mounts_404_means_kv_v1() {
 fn permission_denied_fails_at_once_and_removes_the_old_set() {
     let env = Env::new();
     let bao = seeded(Some(2));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({"deadline_secs": 30}),
-        stack_services(&o, &g),
-    );
+    let (srv, m, _) = env.serve(&bao, json!({"deadline_secs": 30}), stack_services);
     assert!(load(&m).ok);
     bao.set_hook(|req, _| {
         (req.path == "/v1/secret/data/chainstead/lnd")
@@ -204,16 +192,12 @@ fn missing_path_and_field_are_named() {
     let env = Env::new();
     let bao = FakeBao::new(Some(2));
     bao.put("chainstead/lnd", json!({"other": "x"}));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({}),
+    let (_srv, m, _) = env.serve(&bao, json!({}), |o, g| {
         json!({"lnd": {"owner": o, "group": g, "secrets": {
             "a": {"path": "chainstead/nothing", "field": "pw", "file": "a"},
             "b": {"path": "chainstead/lnd", "field": "wallet-password", "file": "b"}
-        }}}),
-    );
+        }}})
+    });
     let r = load(&m);
     assert!(!r.ok);
     assert!(
@@ -235,13 +219,7 @@ fn load_fails_at_once(
     bao: &std::sync::Arc<FakeBao>,
     needle: &str,
 ) -> (Run, chainstead_testkit::ReplayServer) {
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({"deadline_secs": 30}),
-        stack_services(&o, &g),
-    );
+    let (srv, m, _) = env.serve(bao, json!({"deadline_secs": 30}), stack_services);
     let r = load(&m);
     assert!(!r.ok);
     assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
@@ -285,13 +263,7 @@ fn waits_for_unseal() {
         (answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3)
             .then(|| Response::json(503, &json!({"errors": ["Vault is sealed"]})).into())
     });
-    let srv = bao.start();
-    let (o, g, ids) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({"deadline_secs": 20}),
-        stack_services(&o, &g),
-    );
+    let (_srv, m, ids) = env.serve(&bao, json!({"deadline_secs": 20}), stack_services);
     let r = load(&m);
     assert!(r.ok);
     assert!(r.stderr.contains("sealed (503)"));
@@ -302,12 +274,10 @@ fn fails_after_deadline(reply: Reply, state: &str) {
     let env = Env::new();
     let bao = seeded(Some(2));
     bao.set_hook(move |_, _| Some(reply.clone()));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
+    let (srv, m, _) = env.serve(
+        &bao,
         json!({"deadline_secs": 2, "request_timeout_secs": 1}),
-        stack_services(&o, &g),
+        stack_services,
     );
     let r = load(&m);
     assert!(!r.ok);
@@ -436,9 +406,7 @@ fn generating_services(owner: &str, group: &str) -> serde_json::Value {
 fn generates_absent_values_with_check_and_set_zero() {
     let env = Env::new();
     let bao = FakeBao::new(Some(2));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), generating_services(&o, &g));
+    let (srv, m, _) = env.serve(&bao, json!({}), generating_services);
     let r = load(&m);
     assert!(r.ok);
     let writes: Vec<_> = srv
@@ -508,9 +476,7 @@ fn a_lost_check_and_set_race_uses_the_winners_value() {
         }
         None
     });
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), generating_services(&o, &g));
+    let (_srv, m, _) = env.serve(&bao, json!({}), generating_services);
     let r = load(&m);
     assert!(r.ok);
     assert_eq!(
@@ -533,9 +499,7 @@ fn a_lost_check_and_set_race_uses_the_winners_value() {
 fn generate_on_kv_v1_is_refused() {
     let env = Env::new();
     let bao = FakeBao::new(Some(1));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), generating_services(&o, &g));
+    let (srv, m, _) = env.serve(&bao, json!({}), generating_services);
     let r = load(&m);
     assert!(!r.ok);
     assert!(
@@ -563,17 +527,13 @@ fn readers_never_see_a_partial_or_mixed_set() {
     let bao = FakeBao::new(Some(2));
     let gen = |n: usize| json!({"a": format!("gen-{n:04}-a"), "b": format!("gen-{n:04}-b"), "c": format!("gen-{n:04}-c")});
     bao.put("chainstead/set", gen(0));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({}),
+    let (_srv, m, _) = env.serve(&bao, json!({}), |o, g| {
         json!({"svc": {"owner": o, "group": g, "secrets": {
             "a": {"path": "chainstead/set", "field": "a", "file": "a"},
             "b": {"path": "chainstead/set", "field": "b", "file": "b"},
             "c": {"path": "chainstead/set", "field": "c", "file": "c"}
-        }}}),
-    );
+        }}})
+    });
     assert!(load(&m).ok);
     let dir = env.runtime().join("svc");
     let stop = Arc::new(AtomicBool::new(false));
@@ -663,9 +623,7 @@ fn readers_never_see_a_partial_or_mixed_set() {
 fn load_one_service() {
     let env = Env::new();
     let bao = seeded(Some(2));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), stack_services(&o, &g));
+    let (srv, m, _) = env.serve(&bao, json!({}), stack_services);
     let r = run(&[
         "load",
         "--manifest",
@@ -694,17 +652,11 @@ fn check_online_prints_a_table_without_values() {
     let env = Env::new();
     let bao = FakeBao::new(Some(2));
     bao.put("chainstead/bitcoind", json!({"rpc-lnd": RPC_PW}));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(
-        Some(&srv.url()),
-        json!({}),
-        json!({"lnd": {"owner": o, "group": g, "secrets": {
+    let (srv, m, _) = env.serve(&bao, json!({}), |o, g| json!({"lnd": {"owner": o, "group": g, "secrets": {
             "rpc": {"path": "chainstead/bitcoind", "field": "rpc-lnd", "file": "rpc"},
             "wallet": {"path": "chainstead/lnd", "field": "wallet", "file": "wallet", "generate": {}},
             "tls": {"path": "chainstead/lnd", "field": "tls", "file": "tls"}
-        }}}),
-    );
+        }}}));
     let r = run(&["check", "--manifest", m.to_str().unwrap(), "--online"]);
     assert_eq!(r.code, Some(1));
     let line = |name: &str| {
@@ -912,9 +864,7 @@ fn local_mode_generates_once() {
 fn unknown_owner_fails_before_fetching() {
     let env = Env::new();
     let bao = seeded(Some(2));
-    let srv = bao.start();
-    let (o, g, _) = owner();
-    let m = env.manifest(Some(&srv.url()), json!({}), stack_services(&o, &g));
+    let (srv, m, _) = env.serve(&bao, json!({}), stack_services);
     assert!(load(&m).ok);
     let before = srv.requests().len();
     let m = env.manifest(

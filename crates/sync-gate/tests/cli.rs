@@ -25,6 +25,11 @@ fn run(args: &[&str], manifest: &Path) -> Output {
         .unwrap()
 }
 
+/// `wait` as the service runs it, its output discarded; killed on drop.
+fn spawn_wait(manifest: &Path) -> ChildGuard {
+    ChildGuard::spawn_quiet(Command::new(BIN).args(["wait", "--manifest"]).arg(manifest))
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).to_string(),
@@ -183,15 +188,7 @@ fn wait_releases_then_monitors_and_stops_on_sigterm() {
         "main",
         json!({"slow_secs": 60, "fast_secs": 0.2, "monitor_secs": 30, "timeout_secs": 5}),
     ));
-    let mut child = ChildGuard::new(
-        Command::new(BIN)
-            .args(["wait", "--manifest"])
-            .arg(&m)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_wait(&m);
     wait_until("a few polls", Duration::from_secs(30), || {
         btc.server.requests().len() >= 3
     });
@@ -267,15 +264,7 @@ fn wait_with_existing_flag_only_monitors() {
         "main",
         json!({"fast_secs": 0.2, "slow_secs": 1, "monitor_secs": 30}),
     ));
-    let mut child = ChildGuard::new(
-        Command::new(BIN)
-            .args(["wait", "--manifest"])
-            .arg(&m)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_wait(&m);
     let prom = scene.path("metrics/chainstead-sync-gate-bitcoind.prom");
     wait_until("metrics", Duration::from_secs(30), || prom.exists());
     let t = std::fs::read_to_string(&prom).unwrap();
@@ -404,15 +393,7 @@ fn metrics_pass_promtool() {
         "main",
         json!({"fast_secs": 0.2, "timeout_secs": 1}),
     ));
-    let mut child = ChildGuard::new(
-        Command::new(BIN)
-            .args(["wait", "--manifest"])
-            .arg(&m)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_wait(&m);
     let prom = scene.path("metrics/chainstead-sync-gate-bitcoind.prom");
     let mut with_error = String::new();
     wait_until("an error in the metrics", Duration::from_secs(30), || {

@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chainstead_testkit::ChildGuard;
@@ -33,15 +33,7 @@ fn beside(scene: &Scene, suffix: &str) -> PathBuf {
 }
 
 fn gate(manifest: &Path) -> ChildGuard {
-    ChildGuard::new(
-        Command::new(BIN)
-            .args(["wait", "--manifest"])
-            .arg(manifest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    ChildGuard::spawn_quiet(Command::new(BIN).args(["wait", "--manifest"]).arg(manifest))
 }
 
 fn stop(mut child: ChildGuard) {

@@ -214,14 +214,10 @@ async fn syncing_node_becomes_ready() {
         "backend": {"kind": "monerod", "rpc_url": format!("http://127.0.0.1:{}", syncing.rpc), "nettype": "fakechain"},
     });
     std::fs::write(&manifest, m.to_string()).unwrap();
-    let mut gate = ChildGuard::new(
+    let mut gate = ChildGuard::spawn_quiet(
         Command::new(env!("CARGO_BIN_EXE_chainstead-sync-gate"))
             .args(["wait", "--manifest"])
-            .arg(&manifest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg(&manifest),
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -319,14 +315,10 @@ async fn release_delay(
     });
     std::fs::write(&manifest, m.to_string()).unwrap();
     let started = Instant::now();
-    let gate = ChildGuard::new(
+    let gate = ChildGuard::spawn_quiet(
         Command::new(env!("CARGO_BIN_EXE_chainstead-sync-gate"))
             .args(["wait", "--manifest"])
-            .arg(&manifest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg(&manifest),
     );
     let mut p = prober(syncing.rpc, "fakechain", dir);
     let ready_at = loop {

@@ -1,6 +1,6 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Finds `name` on PATH or panics with what to install. Tests that call it
@@ -34,6 +34,16 @@ pub struct ChildGuard(pub Child);
 impl ChildGuard {
     pub fn new(child: Child) -> Self {
         Self(child)
+    }
+
+    /// Spawns `cmd` with its stdout and stderr discarded, guarded.
+    pub fn spawn_quiet(cmd: &mut Command) -> Self {
+        Self(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     pub fn id(&self) -> u32 {

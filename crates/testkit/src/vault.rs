@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -49,15 +49,8 @@ impl RustyVault {
         );
         let cfg = dir.path().join("rvault.hcl");
         std::fs::write(&cfg, config).unwrap();
-        let child = Command::new(bin)
-            .arg("server")
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut child = ChildGuard::new(child);
+        let mut child =
+            ChildGuard::spawn_quiet(Command::new(bin).arg("server").arg("--config").arg(&cfg));
         child.wait_for_tcp(addr, Duration::from_secs(20));
         Self {
             addr,

@@ -48,6 +48,20 @@ async fn run_targets_until_current(e: &Arc<Engine>) {
     }
 }
 
+/// A second process reads LND's rewrite `seed` and pushes it; returns the
+/// name it gave the content, and the content.
+async fn another_process_pushes(dir: &Path, seed: u8) -> (String, Vec<u8>) {
+    let newer = lnd_writes(dir, seed);
+    let other = engine(dir);
+    let Ingest::New(name) = push_once(other, Kind::Channel, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("the second process read nothing new");
+    };
+    (name, newer)
+}
+
 fn usb_latest(dir: &Path) -> (String, Vec<u8>) {
     let folder = dir.join("usb");
     let name = std::fs::read_to_string(folder.join(crate::targets::LATEST)).unwrap();
@@ -70,14 +84,7 @@ async fn a_stale_read_takes_up_what_another_process_pushed() {
         stale.ingest_channel().await.unwrap(),
         Ingest::New(_)
     ));
-    let newer = lnd_writes(t.path(), 2);
-    let other = engine(t.path());
-    let Ingest::New(other_name) = push_once(other, Kind::Channel, Duration::from_secs(30))
-        .await
-        .unwrap()
-    else {
-        panic!("the second process read nothing new");
-    };
+    let (other_name, newer) = another_process_pushes(t.path(), 2).await;
     assert_eq!(usb_latest(t.path()), (other_name.clone(), newer.clone()));
 
     // Only now does the stale process push what it read first.
@@ -103,14 +110,7 @@ async fn a_stale_process_takes_up_the_local_copy_when_the_file_is_gone() {
     lnd_writes(t.path(), 1);
     let stale = engine(t.path());
     stale.ingest_channel().await.unwrap();
-    let newer = lnd_writes(t.path(), 2);
-    let other = engine(t.path());
-    let Ingest::New(other_name) = push_once(other, Kind::Channel, Duration::from_secs(30))
-        .await
-        .unwrap()
-    else {
-        panic!("the second process read nothing new");
-    };
+    let (other_name, newer) = another_process_pushes(t.path(), 2).await;
     std::fs::remove_file(t.path().join("lnd/channel.backup")).unwrap();
 
     run_targets_until_current(&stale).await;

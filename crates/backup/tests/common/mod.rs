@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chainstead_testkit::ChildGuard;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub fn bin() -> PathBuf {
@@ -71,6 +71,37 @@ pub fn sha_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// A manifest: LND's file under `<dir>/lnd`, state in `<dir>/state`,
+/// metrics in `dir`, a reconcile every 2 s, and `targets`.
+pub fn base(dir: &Path, targets: Value) -> Value {
+    json!({
+        "version": 1,
+        "channel_backup": dir.join("lnd/channel.backup"),
+        "state_dir": dir.join("state"),
+        "metrics_dir": dir,
+        "reconcile_interval_secs": 2,
+        "targets": targets,
+    })
+}
+
+/// [`base`] with one directory target `usb` at `<dir>/usb`, its folder
+/// created; returns the folder and the manifest.
+pub fn usb_base(dir: &Path) -> (PathBuf, Value) {
+    let usb = dir.join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let m = base(
+        dir,
+        json!([{"kind": "directory", "name": "usb", "path": usb}]),
+    );
+    (usb, m)
+}
+
+/// [`usb_base`] written; returns the folder and the manifest's path.
+pub fn usb_manifest(dir: &Path) -> (PathBuf, PathBuf) {
+    let (usb, m) = usb_base(dir);
+    (usb, write_manifest(dir, &m))
+}
+
 pub fn write_manifest(dir: &Path, v: &Value) -> PathBuf {
     let p = dir.join("manifest.json");
     std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
@@ -102,6 +133,17 @@ pub fn run(args: &[&str], manifest: &Path) -> Output {
         .arg(manifest)
         .args(&args[1..]);
     cmd.output().unwrap()
+}
+
+/// `restore --from <from> <extra...> --out <out>`, which must succeed.
+pub fn restore_ok(manifest: &Path, from: &str, extra: &[&str], out: &Path) -> Output {
+    let out = out.to_str().unwrap();
+    let o = run(
+        &[&["restore", "--from", from], extra, &["--out", out]].concat(),
+        manifest,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    o
 }
 
 pub fn text(o: &Output) -> String {

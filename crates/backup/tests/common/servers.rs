@@ -44,10 +44,8 @@ pub struct Rclone {
 pub fn rclone(root: &Path, port: u16) -> Rclone {
     let bin = require_binary("rclone");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(bin)
-        .args(["serve", "webdav"])
-        .arg(root)
-        .args([
+    let mut child =
+        ChildGuard::spawn_quiet(Command::new(bin).args(["serve", "webdav"]).arg(root).args([
             "--addr",
             &addr.to_string(),
             "--user",
@@ -56,12 +54,7 @@ pub fn rclone(root: &Path, port: u16) -> Rclone {
             "dav-pass-123",
             "--config",
             "/dev/null",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard::new(child);
+        ]));
     child.wait_for_tcp(addr, Duration::from_secs(20));
     Rclone { _child: child }
 }

@@ -265,6 +265,23 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Starts `bao` and writes a manifest pointing at it whose services
+    /// `services` lays out for the [`owner`] and group; returns the server
+    /// (keep it alive), the manifest and the ids to check files against.
+    pub fn serve(
+        &self,
+        bao: &Arc<FakeBao>,
+        openbao: Value,
+        services: impl FnOnce(&str, &str) -> Value,
+    ) -> (ReplayServer, PathBuf, Option<(u32, u32)>) {
+        let srv = bao.start();
+        let (o, g, ids) = owner();
+        let m = self.manifest(Some(&srv.url()), openbao, services(&o, &g));
+        (srv, m, ids)
+    }
+}
+
 /// Owner and group for the files: nobody/65534 when root (CI), else our own
 /// ids (owner checks are then skipped).
 pub fn owner() -> (String, String, Option<(u32, u32)>) {
