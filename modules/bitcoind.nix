@@ -693,9 +693,7 @@ in
           # identity and paths
           User = "bitcoind";
           Group = "bitcoind";
-          ReadWritePaths = [
-            cfg.dataDir
-          ]
+          ReadWritePaths = [ cfg.dataDir ]
           ++ lib.optional (!ownBlocksDir) cfg.blocksDir
           ++ [ (dirOf cfg.rpc.cookieFile) ]
           ++ lib.optional separateIndexes cfg.indexesDir;
