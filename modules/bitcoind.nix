@@ -30,6 +30,11 @@ let
   separateIndexes = cfg.indexesDir != ownIndexesDir;
   sizeOf = figures: figures.${cfg.network} or 0;
   txindexSize = if cfg.txindex then sizeOf sizes.bitcoind.txindex else 0;
+  # blocksDir = null: no -blocksdir, the blk/rev files stay in the datadir.
+  ownBlocksDir = cfg.blocksDir == null;
+  # A pruned node keeps about its target (MiB) of block files.
+  blockFilesSize =
+    if cfg.prune > 1 then cfg.prune * 1049 / 1000000 + 1 else sizeOf sizes.bitcoind.blocks;
 
   # The first sync with a large dbcache: bitcoind gets -dbcache=<initial>
   # from its environment until the marker in its datadir sets the variable
@@ -288,14 +293,23 @@ in
       '';
     };
 
-    blocksDir = chainstead.tierDirOption {
-      inherit storage;
-      placement = "bitcoindBlocks";
-      name = "bitcoind-blocks";
+    blocksDir = mkOption {
+      type = types.nullOr types.str;
+      default = "${toString storage.${storage.placement.bitcoindBlocks}.path}/bitcoind-blocks";
+      defaultText = literalExpression ''"''${storage.<placement.bitcoindBlocks>.path}/bitcoind-blocks"'';
+      example = null;
       description = ''
         `-blocksdir`: bitcoind keeps the block and undo files in
         `<blocksDir>/blocks` on mainnet and `<blocksDir>/<network>/blocks`
         otherwise (≈ 600 GB on mainnet and growing).
+
+        `null` passes no `-blocksdir`: the block files stay in bitcoind's
+        default place inside the datadir (`<dataDir>/blocks`, or
+        `<dataDir>/<network>/blocks`), as on a node set up without
+        chainstead, and count on the datadir's tier
+        ({option}`services.chainstead.storage.placement.bitcoindData`);
+        {option}`services.chainstead.storage.placement.bitcoindBlocks` then
+        places nothing.
       '';
     };
 
@@ -558,9 +572,13 @@ in
           database = "LevelDB";
           placementOption = "bitcoindData";
           expectedSize = lib.mkDefault (
-            sizeOf sizes.bitcoind.chainstate + (if separateIndexes then 0 else txindexSize)
+            sizeOf sizes.bitcoind.chainstate
+            + (if separateIndexes then 0 else txindexSize)
+            + (if ownBlocksDir then blockFilesSize else 0)
           );
         };
+      }
+      // lib.optionalAttrs (!ownBlocksDir) {
         bitcoind-blocks = {
           tier = storage.placement.bitcoindBlocks;
           path = cfg.blocksDir;
@@ -569,10 +587,7 @@ in
           units = [ "bitcoind" ];
           # blk/rev files only: written once, read sequentially; fine on NFS
           placementOption = "bitcoindBlocks";
-          # A pruned node keeps about its target (MiB) of block files.
-          expectedSize = lib.mkDefault (
-            if cfg.prune > 1 then cfg.prune * 1049 / 1000000 + 1 else sizeOf sizes.bitcoind.blocks
-          );
+          expectedSize = lib.mkDefault blockFilesSize;
         };
       }
       // lib.optionalAttrs separateIndexes {
@@ -648,11 +663,9 @@ in
         serviceConfig = chainstead.hardening // {
           # exec
           ExecStart = lib.escapeShellArgs (
-            [
-              (lib.getExe' cfg.package "bitcoind")
-              "-blocksdir=${cfg.blocksDir}"
-              "-conf=${configFile}"
-            ]
+            [ (lib.getExe' cfg.package "bitcoind") ]
+            ++ lib.optional (!ownBlocksDir) "-blocksdir=${cfg.blocksDir}"
+            ++ [ "-conf=${configFile}" ]
             ++ commonArgs
           )
           # the first sync's dbcache, or no argument once the marker is there
@@ -680,11 +693,9 @@ in
           # identity and paths
           User = "bitcoind";
           Group = "bitcoind";
-          ReadWritePaths = [
-            cfg.dataDir
-            cfg.blocksDir
-            (dirOf cfg.rpc.cookieFile)
-          ]
+          ReadWritePaths = [ cfg.dataDir ]
+          ++ lib.optional (!ownBlocksDir) cfg.blocksDir
+          ++ [ (dirOf cfg.rpc.cookieFile) ]
           ++ lib.optional separateIndexes cfg.indexesDir;
           UMask = "0027";
 

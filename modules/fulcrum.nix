@@ -113,6 +113,21 @@ in
       '';
     };
 
+    dbDir = mkOption {
+      type = types.str;
+      default = "${cfg.dataDir}/db";
+      defaultText = literalExpression ''"''${dataDir}/db"'';
+      example = literalExpression "config.services.chainstead.fulcrum.dataDir";
+      description = ''
+        Fulcrum's own `datadir`, where it keeps its index. {option}`dataDir`
+        itself or a directory inside it, so it shares its storage directory
+        (mounts, permissions, capacity). Set it to {option}`dataDir` to use
+        an index that lies directly in the directory, as another setup
+        (nix-bitcoin's `/var/lib/fulcrum`) left it; `ssl/` then sits beside
+        the index's databases.
+      '';
+    };
+
     bitcoind = mkOption {
       type = bitcoindClient {
         inherit bitcoind secrets;
@@ -280,6 +295,14 @@ in
     ++ cfg.bitcoind.assertions
     ++ [
       {
+        assertion = cfg.dbDir == cfg.dataDir || lib.hasPrefix "${cfg.dataDir}/" cfg.dbDir;
+        message = ''
+          services.chainstead.fulcrum.dbDir (${cfg.dbDir}) must be
+          services.chainstead.fulcrum.dataDir (${cfg.dataDir}) or a directory inside it;
+          move dataDir to hold it instead.
+        '';
+      }
+      {
         assertion = !bitcoind.enable || bitcoind.txindex;
         message = ''
           services.chainstead.fulcrum needs services.chainstead.bitcoind.txindex = true
@@ -310,7 +333,7 @@ in
       bitcoind.txindex = lib.mkDefault true;
 
       fulcrum.settings = lib.filterAttrs (_: v: v != null) {
-        datadir = "${cfg.dataDir}/db";
+        datadir = cfg.dbDir;
         bitcoind = hostPort cfg.bitcoind.host cfg.bitcoind.port;
         rpccookie = cfg.bitcoind.cookieFile;
         tcp = hostPort cfg.tcp.address cfg.tcp.port;

@@ -60,7 +60,7 @@ let
       placement = "fulcrum";
       dir = "fulcrum";
       defaultPreUpgrade = "none";
-      copyPaths = s: [ "${s.dataDir}/db" ];
+      copyPaths = s: [ s.dbDir ];
     };
     bitcoind = {
       user = "bitcoind";

@@ -264,6 +264,17 @@ in
         (onNfs { storage = nfs // { placement.bitcoindIndexes = "bulk"; }; })
         "/srv/bulk/bitcoind-indexes holds a LevelDB database"
       )
+      (h.expectNotContains "blocks kept in the datadir (blocksDir = null): nothing of bitcoind's on NFS"
+        "remote-fs.target"
+        (unit (onNfs { bitcoind.blocksDir = null; }) "bitcoind").after
+      )
+      (h.expectAssertion "and the datadir holding them on NFS is still refused"
+        (onNfs {
+          storage = nfs // { placement.bitcoindData = "bulk"; };
+          bitcoind.blocksDir = null;
+        })
+        "holds a LevelDB database but is placed on the bulk tier"
+      )
       (h.expectAssertion "monerod's LMDB on NFS is refused, citing LMDB"
         (onNfs {
           monerod = {

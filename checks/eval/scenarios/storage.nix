@@ -188,6 +188,59 @@ in
       } { }) "which would cover /var/lib/chainstead/lnd-seed")
     ];
 
+  # blocksDir = null: no -blocksdir, the block files stay in the datadir
+  # (a node set up without chainstead, e.g. nix-bitcoin's).
+  blocks-in-datadir =
+    let
+      inDatadir = stack { services.chainstead.bitcoind.blocksDir = null; };
+      sized = stack {
+        services.chainstead = {
+          storage.fast.size = 2000;
+          bitcoind.blocksDir = null;
+        };
+      };
+    in
+    [
+      (h.expectEqual "the default passes -blocksdir first, -conf after it, as before" [
+        "'-blocksdir=/srv/bulk/bitcoind-blocks'"
+        "'-conf=${full.services.chainstead.bitcoind.configFile}'"
+      ] (lib.sublist 1 2 (lib.splitString " " (unit full "bitcoind").serviceConfig.ExecStart)))
+      (h.expectEqual "the default may write the datadir, the blocks and the cookie directory" [
+        "/srv/fast/bitcoind"
+        "/srv/bulk/bitcoind-blocks"
+        "/run/chainstead/bitcoind-rpc"
+      ] (unit full "bitcoind").serviceConfig.ReadWritePaths)
+      (h.expectNoFailedAssertions "blocks in the datadir evaluate cleanly" inDatadir)
+      (h.expectNotContains "no -blocksdir is passed" "-blocksdir" (unit inDatadir "bitcoind").serviceConfig.ExecStart)
+      (h.expectContains "the datadir is still passed" "'-datadir=/srv/fast/bitcoind'"
+        (unit inDatadir "bitcoind").serviceConfig.ExecStart
+      )
+      (h.expectEqual "only the datadir is a storage directory (monerod aside)" {
+        bitcoind-data = "/srv/fast/bitcoind";
+        monerod = "/srv/bulk/monerod";
+      } (dirs inDatadir))
+      (h.expectEqual "bitcoind requires only the datadir's mount" [ "/srv/fast/bitcoind" ]
+        (unit inDatadir "bitcoind").unitConfig.RequiresMountsFor
+      )
+      (h.expectEqual "bitcoind may write the datadir and the cookie directory only" [
+        "/srv/fast/bitcoind"
+        "/run/chainstead/bitcoind-rpc"
+      ] (unit inDatadir "bitcoind").serviceConfig.ReadWritePaths)
+      (h.expectNotContains "the bulk setup creates no block directory" "bitcoind-blocks" (tierRules inDatadir "bulk"))
+      (h.expectEqual "the block files count on the datadir's tier: 12 + 760 GB" 772
+        inDatadir.services.chainstead.storage.directories.bitcoind-data.expectedSize
+      )
+      (h.expectEqual "the fast tier's usage includes them" 772 sized.services.chainstead.storage.usage.fast.used)
+      (h.expectEqual "a pruned node counts its target there: 12 + 1 GB" 13
+        (stack {
+          services.chainstead.bitcoind = {
+            blocksDir = null;
+            prune = 550;
+          };
+        }).services.chainstead.storage.directories.bitcoind-data.expectedSize
+      )
+    ];
+
   placement-override = [
     (h.expectEqual "monerod follows placement.monerod to the fast tier" "/srv/fast/monerod"
       (stack { services.chainstead.storage.placement.monerod = "fast"; })

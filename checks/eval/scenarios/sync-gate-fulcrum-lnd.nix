@@ -299,6 +299,69 @@ in
     (h.expectTrue "LND alone has no Fulcrum gate" (!(lndOnly.systemd.services ? chainstead-sync-gate-fulcrum)) "")
   ];
 
+  # fulcrum.dbDir: the index where another setup left it, inside dataDir.
+  fulcrum-db-dir =
+    let
+      inDataDir = node {
+        fulcrum = {
+          enable = true;
+          dbDir = "/srv/fast/fulcrum";
+        };
+      };
+      fulcrumDirs =
+        config:
+        lib.filterAttrs (n: _: lib.hasPrefix "fulcrum" n) config.services.chainstead.storage.directories;
+    in
+    [
+      (h.expectEqual "the default index directory is <dataDir>/db" "/srv/fast/fulcrum/db"
+        both.services.chainstead.fulcrum.dbDir
+      )
+      (h.expectEqual "Fulcrum may write its directory only" [ "/srv/fast/fulcrum" ]
+        (svc both "fulcrum").serviceConfig.ReadWritePaths
+      )
+      (h.expectEqual "Fulcrum requires its directory's mount" [ "/srv/fast/fulcrum" ]
+        (svc both "fulcrum").unitConfig.RequiresMountsFor
+      )
+      (h.expectNoFailedAssertions "the index directly in dataDir evaluates cleanly" inDataDir)
+      (h.expectContains "Fulcrum's datadir is dataDir itself" "datadir=/srv/fast/fulcrum" (
+        fulcrumConf inDataDir
+      ))
+      (h.expectNotContains "and not db/ below it" "datadir=/srv/fast/fulcrum/db" (
+        fulcrumConf inDataDir
+      ))
+      (h.expectContains "the certificate stays in ssl/" "cert=/srv/fast/fulcrum/ssl/cert.pem" (
+        fulcrumConf inDataDir
+      ))
+      (h.expectEqual "the same storage directory, size and tier" (fulcrumDirs both) (
+        fulcrumDirs inDataDir
+      ))
+      (h.expectEqual "the same writable paths" [ "/srv/fast/fulcrum" ]
+        (svc inDataDir "fulcrum").serviceConfig.ReadWritePaths
+      )
+      (h.expectEqual "the same mounts" [ "/srv/fast/fulcrum" ]
+        (svc inDataDir "fulcrum").unitConfig.RequiresMountsFor
+      )
+      (h.expectContains "a directory below dataDir is taken" "datadir=/srv/fast/fulcrum/index"
+        (
+          fulcrumConf (node {
+            fulcrum = {
+              enable = true;
+              dbDir = "/srv/fast/fulcrum/index";
+            };
+          })
+        )
+      )
+      (h.expectAssertion "an index outside dataDir is refused, naming both options"
+        (node {
+          fulcrum = {
+            enable = true;
+            dbDir = "/srv/fast/fulcrum-db";
+          };
+        })
+        "services.chainstead.fulcrum.dbDir (/srv/fast/fulcrum-db) must be"
+      )
+    ];
+
   fulcrum-conf = [
     (h.expectContains "the index in db/ on the fast tier" "datadir=/srv/fast/fulcrum/db" (fulcrumConf both))
     (h.expectContains "the local bitcoind's RPC" "bitcoind=127.0.0.1:8332" (fulcrumConf both))

@@ -143,6 +143,12 @@ in
       (h.expectEqual "Fulcrum: a copy when asked holds its db" [ "/srv/fast/fulcrum/db" ]
         (manifest (node { upgrades.fulcrum.preUpgrade = "copy"; }) "fulcrum").pre_upgrade.paths
       )
+      (h.expectEqual "Fulcrum: the copy follows dbDir" [ "/srv/fast/fulcrum" ]
+        (manifest (node {
+          upgrades.fulcrum.preUpgrade = "copy";
+          fulcrum.dbDir = "/srv/fast/fulcrum";
+        }) "fulcrum").pre_upgrade.paths
+      )
       (h.expectEqual "monerod: a copy when asked goes to the bulk tier" "/srv/bulk/monerod-pre-upgrade"
         (manifest (node { upgrades.monerod.preUpgrade = "copy"; }) "monerod").pre_upgrade.dir
       )
