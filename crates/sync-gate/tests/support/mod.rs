@@ -10,7 +10,6 @@
 //! checks/fixtures/sync-gate/ for anyone who wants to reuse them.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -194,74 +193,7 @@ pub fn parse(m: &Value) -> chainstead_sync_gate::Manifest {
     chainstead_sync_gate::Manifest::parse(&m.to_string()).unwrap()
 }
 
-/// A self-signed certificate shaped like LND's (lightningnetwork/lnd
-/// cert/selfsigned.go: ECDSA P-256, IsCA true, KeyUsage digital signature +
-/// key encipherment + cert sign, ExtKeyUsage server auth, SANs localhost and
-/// 127.0.0.1). Returns (PEM, DER, PKCS#8 key DER).
-pub fn lnd_like_cert() -> (String, Vec<u8>, Vec<u8>) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyCertSign,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), cert.der().to_vec(), key.serialize_der())
-}
-
-/// A TLS front on 127.0.0.1 that terminates TLS with the given certificate
-/// and forwards the plain bytes to `backend` (a ReplayServer or a line
-/// server). Runs on its own thread with its own runtime; stops with the
-/// process.
-pub fn tls_front(cert_der: Vec<u8>, key_der: Vec<u8>, backend: SocketAddr) -> SocketAddr {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert_der)],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der)),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = std_listener.local_addr().unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    // A failed handshake (the client refused our
-                    // certificate) just ends this connection.
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                });
-            }
-        });
-    });
-    addr
-}
+// LND-shaped certificates and the TLS front live in the test kit, shared
+// with the secret loader's and the exporter's tests.
+#[allow(unused_imports)] // not every test binary that includes this file uses them
+pub use chainstead_testkit::tls::{lnd_like_cert, tls_front};
