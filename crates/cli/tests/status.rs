@@ -536,31 +536,9 @@ fn cli_exit_codes_and_json() {
 /// Starts an offline regtest monerod on loopback (flags as in
 /// crates/sync-gate/tests/monerod.rs).
 fn start_monerod(dir: &Path) -> (chainstead_testkit::ChildGuard, u16) {
-    let bin = chainstead_testkit::require_binary("monerod");
     let rpc = free_port();
-    let child = Command::new(bin)
-        .args([
-            "--regtest",
-            "--offline",
-            "--fixed-difficulty",
-            "1",
-            "--rpc-ssl",
-            "disabled",
-            "--non-interactive",
-            "--no-igd",
-            "--no-zmq",
-            "--log-level",
-            "0",
-            "--p2p-bind-ip",
-            "127.0.0.1",
-            "--rpc-bind-ip",
-            "127.0.0.1",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--p2p-bind-port", &free_port().to_string()])
-        .args(["--rpc-bind-port", &rpc.to_string()])
-        .stdin(std::process::Stdio::null())
+    let child = chainstead_testkit::monerod::regtest_command(dir, free_port(), rpc)
+        .arg("--offline")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

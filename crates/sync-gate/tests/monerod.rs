@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chainstead_sync_gate::backend::monerod::{observe, GetInfo};
 use chainstead_sync_gate::{Observation, Prober};
-use chainstead_testkit::{free_port, require_binary, ChildGuard};
+use chainstead_testkit::{free_port, ChildGuard};
 use serde_json::{json, Value};
 
 /// A mainnet-format address (the Monero General Fund's published donation
@@ -33,31 +33,9 @@ struct Node {
 
 /// Starts a regtest monerod on loopback; `extra` adds flags.
 fn start_node(data_dir: &Path, p2p: u16, extra: &[&str]) -> Node {
-    let bin = require_binary("monerod");
     let rpc = free_port();
-    let child = Command::new(bin)
-        .args([
-            "--regtest",
-            "--fixed-difficulty",
-            "1",
-            "--rpc-ssl",
-            "disabled",
-            "--non-interactive",
-            "--no-igd",
-            "--no-zmq",
-            "--log-level",
-            "0",
-            "--p2p-bind-ip",
-            "127.0.0.1",
-            "--rpc-bind-ip",
-            "127.0.0.1",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--p2p-bind-port", &p2p.to_string()])
-        .args(["--rpc-bind-port", &rpc.to_string()])
+    let child = chainstead_testkit::monerod::regtest_command(data_dir, p2p, rpc)
         .args(extra)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -5,6 +5,7 @@
 //! Test-only code: panicking with a clear message is the right failure mode.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod monerod;
 mod process;
 mod replay;
 pub mod tls;

@@ -369,29 +369,8 @@ impl Monerod {
         let dir = tempfile::tempdir().unwrap();
         let rpc = chainstead_testkit::free_port();
         let p2p = chainstead_testkit::free_port();
-        let child = Command::new(require_binary("monerod"))
-            .args([
-                "--regtest",
-                "--offline",
-                "--fixed-difficulty",
-                "1",
-                "--rpc-ssl",
-                "disabled",
-                "--non-interactive",
-                "--no-igd",
-                "--no-zmq",
-                "--log-level",
-                "0",
-                "--p2p-bind-ip",
-                "127.0.0.1",
-                "--rpc-bind-ip",
-                "127.0.0.1",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--p2p-bind-port", &p2p.to_string()])
-            .args(["--rpc-bind-port", &rpc.to_string()])
-            .stdin(Stdio::null())
+        let child = chainstead_testkit::monerod::regtest_command(dir.path(), p2p, rpc)
+            .arg("--offline")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
