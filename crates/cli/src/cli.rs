@@ -11,7 +11,7 @@ use chainstead_common::exit::{Exit, Misconfigured};
 use chainstead_common::fs::Owner;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{cert, connect, fingerprint, status, Manifest};
+use crate::{cert, connect, fingerprint, migrate, status, Manifest};
 
 /// The chainstead operator command.
 #[derive(Parser, Debug)]
@@ -54,6 +54,10 @@ pub enum Command {
     /// Report on every enabled service (docs/status.md). Exit 0 all fine,
     /// 1 something needs attention, 2 a usage or configuration error.
     Status(status::Args),
+    /// Adopt a nix-bitcoin node's bitcoind datadir, Fulcrum index and LND
+    /// wallet and channels, by renames (docs/migrate-from-nix-bitcoin.md).
+    /// Exit 0 done or nothing to do, 1 refused or failed, 2 usage.
+    MigrateNixBitcoin(Box<migrate::Args>),
     /// Validate the manifest offline. Exit 0 valid, 2 invalid.
     Validate {
         #[arg(long)]
@@ -87,6 +91,7 @@ pub struct TlsCertArgs {
 pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Status(args) => return status::run(args),
+        Command::MigrateNixBitcoin(args) => return migrate::run(&args),
         Command::Validate { manifest } => {
             Manifest::load(&manifest)?;
             println!("manifest {} is valid", manifest.display());

@@ -1,6 +1,7 @@
 //! chainstead-cli: the `chainstead` operator command.
 //!
-//! One module per subcommand ([`connect`], [`cert`], [`status`]),
+//! One module per subcommand ([`connect`], [`cert`], [`status`],
+//! [`migrate`]),
 //! dispatched from [`cli`]; the pieces they share ([`manifest`], [`onion`],
 //! [`lndconnect`], [`fingerprint`]) beside them.
 
@@ -10,6 +11,7 @@ pub mod connect;
 pub mod fingerprint;
 pub mod lndconnect;
 pub mod manifest;
+pub mod migrate;
 pub mod onion;
 pub mod status;
 
