@@ -249,6 +249,10 @@ fn empty_destination_directories_made_by_the_storage_setup_are_filled() {
     for d in ["bitcoind", "fulcrum", "lnd/macaroons"] {
         fs::create_dir_all(fast.join(d)).unwrap();
     }
+    // The backup pusher makes the directory of channel.backup to watch it;
+    // a tier's setup may make a datadir's subdirectory.
+    fs::create_dir_all(fast.join(format!("lnd/data/chain/bitcoin/{NETWORK}"))).unwrap();
+    fs::create_dir_all(fast.join("bitcoind/regtest/blocks")).unwrap();
     let channel_db = node.inode(&format!("var/lib/lnd/graph/{NETWORK}/channel.db"));
     migrate::migrate(&node.request(), &env, false).unwrap();
     assert!(fast.join("bitcoind/regtest/blocks/blk00000.dat").exists());
@@ -261,6 +265,27 @@ fn empty_destination_directories_made_by_the_storage_setup_are_filled() {
         )),
         channel_db
     );
+    assert!(fast
+        .join(format!("lnd/data/chain/bitcoin/{NETWORK}/wallet.db"))
+        .exists());
+}
+
+#[test]
+fn a_file_in_a_destination_made_ahead_is_a_conflict() {
+    let node = Node::new();
+    let (_p, env) = quiet();
+    let chain = node
+        .fast()
+        .join(format!("lnd/data/chain/bitcoin/{NETWORK}"));
+    fs::create_dir_all(&chain).unwrap();
+    fs::write(chain.join("channel.backup"), b"a fresh node's").unwrap();
+    let before = node.snapshot();
+    let err = format!(
+        "{:#}",
+        migrate::migrate(&node.request(), &env, false).unwrap_err()
+    );
+    assert!(err.contains("both exist"), "{err}");
+    assert_eq!(node.snapshot(), before);
 }
 
 /// A crash after any number of steps leaves a state the next run finishes,

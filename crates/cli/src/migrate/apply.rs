@@ -152,6 +152,7 @@ pub fn step(s: &Step) -> Result<()> {
                 _ => sync_dir(dir),
             }
         }
+        Step::RemoveHollow { path } => remove_hollow(path),
         Step::RemoveDir { path } => {
             fs::remove_dir(path).with_context(|| {
                 format!(
@@ -183,6 +184,25 @@ fn make_parents(path: &Path, mode: u32) -> Result<()> {
         .with_context(|| format!("failed to create {}", dir.display()))?;
     fs::set_permissions(dir, Permissions::from_mode(mode))
         .with_context(|| format!("failed to set the mode of {}", dir.display()))
+}
+
+/// Removes a tree of empty directories, deepest first; `remove_dir` fails
+/// on anything else, so no file can be lost.
+fn remove_hollow(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(path).with_context(|| format!("failed to list {}", path.display()))? {
+        let entry = entry.with_context(|| format!("failed to list {}", path.display()))?;
+        remove_hollow(&entry.path())?;
+    }
+    fs::remove_dir(path).with_context(|| {
+        format!(
+            "failed to remove {} (it is no longer empty: run this again to see why)",
+            path.display()
+        )
+    })?;
+    sync_parent(path)
 }
 
 fn now() -> String {

@@ -133,6 +133,10 @@ pub enum Step {
     RemoveDir {
         path: PathBuf,
     },
+    /// A tree of empty directories, removed bottom-up (a file in it stops it).
+    RemoveHollow {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Step {
@@ -178,6 +182,11 @@ impl fmt::Display for Step {
                 write!(f, "mark {} as adopted ({MARKER})", dir.display())
             }
             Step::RemoveDir { path } => write!(f, "remove the empty {}", path.display()),
+            Step::RemoveHollow { path } => write!(
+                f,
+                "remove {} (empty directories only) to rename over it",
+                path.display()
+            ),
         }
     }
 }
@@ -248,6 +257,25 @@ pub fn plan(req: &Request) -> Result<Plan> {
 /// Whether `path` is a directory with nothing in it.
 fn is_empty_dir(path: &Path) -> bool {
     fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Whether `path` is a directory holding only directories that are empty in
+/// the same way (what a tier's setup or a watcher may have made ahead).
+fn is_hollow(path: &Path) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .is_ok_and(|d| d.into_iter().all(|e| e.is_ok_and(|e| is_hollow(&e.path())))),
+        _ => false,
+    }
+}
+
+/// The steps that put `src` at `dst`: a hollow tree at `dst` is removed
+/// first (rename(2) replaces only an empty directory).
+fn rename_over(steps: &mut Vec<Step>, src: PathBuf, dst: PathBuf) {
+    if exists(&dst) && !is_empty_dir(&dst) {
+        steps.push(Step::RemoveHollow { path: dst.clone() });
+    }
+    steps.push(Step::Rename { from: src, to: dst });
 }
 
 fn exists(path: &Path) -> bool {
@@ -330,8 +358,8 @@ fn merge_entries(part: &mut Part, from: &Path, into: &Path, skip: &[&str]) {
             continue;
         }
         let (src, dst) = (from.join(&name), into.join(&name));
-        if !exists(&dst) || is_empty_dir(&dst) {
-            part.steps.push(Step::Rename { from: src, to: dst });
+        if !exists(&dst) || is_hollow(&dst) {
+            rename_over(&mut part.steps, src, dst);
         } else {
             part.problems.push(format!(
                 "{} and {} both exist: the destination already holds data (did chainstead's {} \
@@ -574,7 +602,7 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
         }
         for d in &movable {
             let (src, dst) = (from.join(d), data.join(d));
-            if exists(&dst) && !is_empty_dir(&dst) {
+            if exists(&dst) && !is_hollow(&dst) {
                 part.problems.push(format!(
                     "{} and {} both exist: chainstead's LND has data of its own (a wallet made \
                      before the migration?). If it holds no funds, stop lnd, move {} aside, and \
@@ -585,10 +613,7 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
                 ));
                 continue;
             }
-            part.steps.push(Step::Rename {
-                from: src.clone(),
-                to: dst.clone(),
-            });
+            rename_over(&mut part.steps, src.clone(), dst.clone());
             if *d != "watchtower" {
                 part.steps.push(Step::Tombstone {
                     path: src,
