@@ -288,6 +288,58 @@ fn a_file_in_a_destination_made_ahead_is_a_conflict() {
     assert_eq!(node.snapshot(), before);
 }
 
+#[test]
+fn chainsteads_own_changes_after_adoption_never_hold_the_daemons() {
+    let node = Node::new();
+    let (_p, env) = quiet();
+    migrate::migrate(&node.request(), &env, false).unwrap();
+    let fast = node.fast();
+    // The password rotated, LND made a new certificate, and a nix-bitcoin
+    // generation booted once: its preStart wrote a new seed, then stopped
+    // at the tombstone.
+    fs::set_permissions(
+        fast.join("lnd-wallet-password"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::write(fast.join("lnd-wallet-password"), b"rotated").unwrap();
+    fs::write(fast.join("lnd/tls.cert"), b"a new certificate").unwrap();
+    fs::write(
+        node.nb_lnd().join("lnd-seed-mnemonic"),
+        seed_words()[1..].join(" ") + " zoo",
+    )
+    .unwrap();
+    let out = migrate::migrate(&node.request(), &env, false).unwrap();
+    assert_eq!(out.applied, 0, "{}", out.report);
+    assert!(
+        out.report.contains("appeared after the migration"),
+        "{}",
+        out.report
+    );
+    assert_eq!(
+        fs::read(fast.join("lnd-wallet-password")).unwrap(),
+        b"rotated"
+    );
+}
+
+#[test]
+fn lnd_data_back_at_the_old_path_after_adoption_is_refused() {
+    let node = Node::new();
+    let (_p, env) = quiet();
+    migrate::migrate(&node.request(), &env, false).unwrap();
+    // Someone replaced a tombstone by a directory and an LND ran there.
+    let graph = node.nb_lnd().join("graph");
+    fs::set_permissions(&graph, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(&graph).unwrap();
+    fs::create_dir_all(graph.join(NETWORK)).unwrap();
+    fs::write(graph.join(NETWORK).join("channel.db"), b"another").unwrap();
+    let err = format!(
+        "{:#}",
+        migrate::migrate(&node.request(), &env, false).unwrap_err()
+    );
+    assert!(err.contains("holds LND data again (graph)"), "{err}");
+}
+
 /// A crash after any number of steps leaves a state the next run finishes,
 /// to the same end state as an uninterrupted run.
 #[test]

@@ -45,8 +45,18 @@ pub fn step(s: &Step) -> Result<()> {
             sync_parent(path)
         }
         Step::Rename { from, to } => {
-            fs::rename(from, to).with_context(|| {
-                format!("failed to rename {} to {}", from.display(), to.display())
+            fs::rename(from, to).map_err(|e| {
+                let hint = if e.raw_os_error() == Some(libc_exdev()) {
+                    ": they are on different mounts (a bind mount, or a sandbox's \
+                     ReadWritePaths=), though on one file system; nothing is copied"
+                } else {
+                    ""
+                };
+                anyhow::Error::new(e).context(format!(
+                    "failed to rename {} to {}{hint}",
+                    from.display(),
+                    to.display()
+                ))
             })?;
             sync_parent(to)?;
             sync_parent(from)
@@ -203,6 +213,10 @@ fn remove_hollow(path: &Path) -> Result<()> {
         )
     })?;
     sync_parent(path)
+}
+
+fn libc_exdev() -> i32 {
+    nix::errno::Errno::EXDEV as i32
 }
 
 fn now() -> String {

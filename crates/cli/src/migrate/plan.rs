@@ -561,6 +561,33 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
         .filter(|d| fs::symlink_metadata(from.join(d)).is_ok_and(|m| m.is_dir()))
         .collect();
 
+    // Once adopted, chainstead's files are its own: a password rotated, a
+    // new certificate or nix-bitcoin's leftover secrets differing from them
+    // is no reason to hold the daemons at the next boot.
+    if exists(&marker) {
+        if movable.is_empty() {
+            part.notes
+                .push(format!("already adopted into {}", t.dir.display()));
+        } else {
+            part.problems.push(format!(
+                "{} holds LND data again ({}), though it was adopted into {} before: did a \
+                 nix-bitcoin generation run after the migration? Keep both LNDs stopped and \
+                 compare by hand",
+                from.display(),
+                movable.join(", "),
+                t.dir.display()
+            ));
+        }
+        if exists(&from.join("lnd-seed-mnemonic")) {
+            part.notes.push(format!(
+                "{} appeared after the migration (a nix-bitcoin generation booted?): it is not \
+                 the seed of the adopted wallet; remove it",
+                from.join("lnd-seed-mnemonic").display()
+            ));
+        }
+        return part;
+    }
+
     // The wallet must be where this network's LND looks for it.
     let wallet = either(
         from.join(&chain_rel).join("wallet.db"),
