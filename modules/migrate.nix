@@ -9,9 +9,10 @@
 # enabled and runs on every boot.
 #
 # Ordering: the unit is Before= and RequiredBy= each daemon whose data it
-# adopts, LND's wallet unit and the daemons' upgrade guards (whose `check`
+# adopts, LND's wallet unit, the daemons' upgrade guards (whose `check`
 # writes its record into the datadir, which would then hold data the command
-# refuses to merge), so a refusal holds them all. It starts after the storage
+# refuses to merge) and the backup pusher (which makes LND's data/ tree), so
+# a refusal holds them all. It starts after the storage
 # tiers' setup units (it is listed in their directories' `units`), which make
 # chainstead's empty directories that the command fills. bitcoind's first-sync
 # units need no order: they read or write their marker in the datadir only
@@ -84,7 +85,12 @@ let
   guarded = name: upgrades.enable && upgrades.${name}.enable;
   pushesLnd = guarded "lnd" && upgrades.lnd.pushChannelBackup;
 
-  # What a refusal must hold: the daemons, LND's wallet unit, the guards.
+  # The backup pusher makes LND's directories down to channel.backup's
+  # before it starts (backup/lnd-access.nix), which would then hold data.
+  backsUpLnd = (top.backup or { enable = false; }).enable;
+
+  # What a refusal must hold: the daemons, LND's wallet unit, the guards and
+  # the backup pusher.
   holds =
     lib.concatMap (
       name: [ "${name}.service" ] ++ lib.optional (guarded name) "chainstead-upgrade-guard-${name}.service"
@@ -92,6 +98,7 @@ let
     ++ lib.optionals adopts.lnd (
       [ "chainstead-lnd-wallet-init.service" ]
       ++ lib.optional pushesLnd "chainstead-upgrade-guard-lnd-push.service"
+      ++ lib.optional backsUpLnd "chainstead-backup.service"
     );
 
   # nix-bitcoin's directory of each service, and chainstead's.
@@ -361,7 +368,10 @@ in
         User = "root";
         Group = "root";
         ReadWritePaths = map (p: "-${p}") readWritePaths;
-        UMask = "0077";
+        # The command gives every file it writes its mode (the seed 0400, the
+        # password 0400, tls.key 0600); the umask only shapes a directory it
+        # must create above one of them, which it means to be 0755.
+        UMask = "0022";
 
         # exceptions to the baseline
         # It refuses while a bitcoind, Fulcrum or LND process of any user runs

@@ -189,6 +189,14 @@ in
       "chainstead-upgrade-guard-lnd-push.service"
       (unit withBackup).requiredBy
     )
+    (h.expectContains "and before the pusher, which makes LND's data/ tree" "chainstead-backup.service"
+      (unit withBackup).requiredBy
+    )
+    (h.expectContains "which it does before it starts"
+      "systemd-tmpfiles --create"
+      (lib.concatStringsSep " " withBackup.systemd.services.chainstead-backup.serviceConfig.ExecStartPre)
+    )
+    (h.expectNotContains "no pusher to hold without backups" "chainstead-backup.service" (unit all).requiredBy)
     (h.expectContains "after the fast tier's setup" "chainstead-storage-fast.service" (unit all).after)
     (h.expectContains "which it wants" "chainstead-storage-fast.service" (unit all).wants)
     (h.expectEqual "listed in the directories it fills" [
