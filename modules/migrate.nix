@@ -312,12 +312,16 @@ in
         '';
       }
     ]
+    # The same directory is adopted in place (the fast tier at /var/lib);
+    # one inside the other would have the command move a directory into
+    # itself.
     ++ map (p: {
-      assertion = !(isInside p.from p.to || isInside p.to p.from);
+      assertion = p.from == p.to || !(isInside p.from p.to || isInside p.to p.from);
       message = ''
-        ${p.toOption} (${p.to}) and ${p.fromOption} (${p.from}) overlap; the
-        migration renames ${p.name}'s data from nix-bitcoin's directory into
-        chainstead's, which must be another directory on the same filesystem.
+        ${p.toOption} (${p.to}) and ${p.fromOption} (${p.from}) lie one inside
+        the other; the migration renames ${p.name}'s data from nix-bitcoin's
+        directory into chainstead's, which must be that same directory or one
+        beside it on the same filesystem.
       '';
     }) pairs;
 

@@ -127,6 +127,16 @@ let
     inherit bitcoind;
     storage.fast.path = "/srv/fast";
   };
+  # nix-bitcoin's directories adopted where they are: the fast tier at /var/lib.
+  inPlace = node {
+    inherit bitcoind;
+    fulcrum = {
+      enable = true;
+      dbDir = "/var/lib/fulcrum";
+    };
+    lnd.enable = true;
+    storage.fast.path = "/var/lib";
+  };
   withBackup = node {
     inherit bitcoind;
     lnd.enable = true;
@@ -166,6 +176,10 @@ in
         migrate.nixBitcoin.bitcoindDir = "/srv/old/bitcoind";
       })).ExecStart
     )
+    (h.expectNoFailedAssertions "nix-bitcoin's own directories adopted in place (fast tier /var/lib)" inPlace)
+    (h.expectContains "bitcoind in place" "--nix-bitcoin-bitcoind /var/lib/bitcoind" (sc inPlace).ExecStart)
+    (h.expectContains "into itself" "--bitcoind-dir /var/lib/bitcoind " (sc inPlace).ExecStart)
+    (h.expectContains "LND too" "--lnd-dir /var/lib/lnd " (sc inPlace).ExecStart)
     (h.expectEqual "the command option is the unit's command line" (sc all).ExecStart
       all.services.chainstead.migrate.nixBitcoin.command
     )
@@ -245,6 +259,16 @@ in
       [ "-/var/lib" ]
       (sc all).ReadWritePaths
     )
+    (h.expectEqual "in place, the tier with the password (and all the rest) is the one writable path"
+      [ "-/var/lib" ]
+      (sc inPlace).ReadWritePaths
+    )
+    (h.expectEqual "bitcoind alone in place: its own directory" [ "-/var/lib/bitcoind" ] (sc (node {
+      bitcoind = bitcoind // {
+        dataDir = "/var/lib/bitcoind";
+      };
+      storage.fast.path = "/var/lib";
+    })).ReadWritePaths)
     (h.expectEqual "a tier sharing nothing with /var/lib but / makes / writable" [ "-/" ]
       (sc otherTierRoot).ReadWritePaths
     )
@@ -320,18 +344,17 @@ in
     (h.expectAssertion "nothing enabled to adopt into is refused" (node { })
       "there is nothing to adopt nix-bitcoin's data into"
     )
-    (h.expectAssertion "chainstead's datadir may not be nix-bitcoin's" (node {
-      bitcoind = bitcoind // {
-        dataDir = "/var/lib/bitcoind";
-      };
-    }) "services.chainstead.bitcoind.dataDir (/var/lib/bitcoind) and services.chainstead.migrate.nixBitcoin.bitcoindDir (/var/lib/bitcoind) overlap")
-    (h.expectAssertion "nor inside it" (node {
+    (h.expectAssertion "chainstead's datadir inside nix-bitcoin's is refused" (node {
       inherit bitcoind;
       lnd = {
         enable = true;
         dataDir = "/var/lib/lnd/chainstead";
       };
-    }) "services.chainstead.lnd.dataDir (/var/lib/lnd/chainstead) and services.chainstead.migrate.nixBitcoin.lndDir (/var/lib/lnd) overlap")
+    }) "services.chainstead.lnd.dataDir (/var/lib/lnd/chainstead) and services.chainstead.migrate.nixBitcoin.lndDir (/var/lib/lnd) lie one inside")
+    (h.expectAssertion "and nix-bitcoin's inside chainstead's" (node {
+      inherit bitcoind;
+      migrate.nixBitcoin.bitcoindDir = "${fast}/bitcoind/old";
+    }) "services.chainstead.bitcoind.dataDir (${fast}/bitcoind) and services.chainstead.migrate.nixBitcoin.bitcoindDir (${fast}/bitcoind/old) lie one inside")
     (h.expectEvalError {
       name = "a relative nix-bitcoin directory is refused";
       modules = [
