@@ -189,6 +189,7 @@
           chainstead-backup = vmTest "backup";
           chainstead-access = vmTest "access";
           chainstead-upgrade = vmTest "upgrade";
+          chainstead-migrate-nix-bitcoin = vmTest "migrate-nix-bitcoin";
           chainstead-monitoring = vmTest "monitoring";
         }
       );

@@ -11,38 +11,8 @@ let
   fast = "/var/lib/chainstead-fast";
   lndDir = "${fast}/lnd";
 
-  # A minimal Electrum client: prints the height from
-  # blockchain.headers.subscribe (after the server.version handshake).
-  # Usage: electrum-height tcp PORT | electrum-height ssl PORT CAFILE
-  electrumHeight = pkgs.writeText "electrum-height.py" ''
-    import json
-    import socket
-    import ssl
-    import sys
-
-    kind, port = sys.argv[1], int(sys.argv[2])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    if kind == "ssl":
-        context = ssl.create_default_context(cafile=sys.argv[3])
-        sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
-    stream = sock.makefile("rwb")
-    requests = [
-        ("server.version", ["chainstead-test", "1.4"]),
-        ("blockchain.headers.subscribe", []),
-    ]
-    for number, (method, params) in enumerate(requests):
-        request = {"jsonrpc": "2.0", "id": number, "method": method, "params": params}
-        stream.write((json.dumps(request) + "\n").encode())
-    stream.flush()
-    while True:
-        line = stream.readline()
-        if not line:
-            sys.exit("the server closed the connection")
-        reply = json.loads(line)
-        if reply.get("id") == 1:
-            print(reply["result"]["height"])
-            break
-  '';
+  # A minimal Electrum client (blockchain.headers.subscribe's height).
+  electrumHeight = ./fixtures/electrum-height.py;
 in
 pkgs.testers.runNixOSTest {
   name = "chainstead-sync-gate";

@@ -1,8 +1,9 @@
 # Every chainstead module, all disabled until enabled, in dependency order:
 # storage first, then the chains, then what builds on them, then how it
 # is reached (Tor, the LAN) and watched (monitoring, which reads them all);
-# the upgrade guard, as it wraps the services' units; `chainstead status`
-# last, as it reads every module's options.
+# the upgrade guard, as it wraps the services' units; the nix-bitcoin
+# migration, which runs before the services and their guards;
+# `chainstead status` last, as it reads every module's options.
 {
   imports = [
     ./storage.nix
@@ -18,6 +19,7 @@
     ./access.nix
     ./monitoring.nix
     ./upgrade-guard.nix
+    ./migrate.nix
     ./status.nix
   ];
 }

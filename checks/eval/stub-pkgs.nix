@@ -123,6 +123,16 @@ let
       pname = "nodejs";
       mainProgram = "node";
     }
+    # For the nix-bitcoin-shaped fixture (checks/fixtures/nix-bitcoin-shaped.nix):
+    # pkgs/by-name/ln/lndinit and pkgs/by-name/pw/pwgen set mainProgram.
+    {
+      pname = "lndinit";
+      mainProgram = "lndinit";
+    }
+    {
+      pname = "pwgen";
+      mainProgram = "pwgen";
+    }
     # Packaged by chainstead itself (pkgs/ and the overlay).
     {
       pname = "thunderhub";

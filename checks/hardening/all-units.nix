@@ -2,7 +2,9 @@
 # sync gates, a secret loader per consumer (OpenBao by AppRole), LND's seed
 # store, the backup pusher, the exporter, both storage tiers' setup units,
 # Tor for every service (hybrid) and a LAN switch (Fulcrum: the certificate
-# step in its ExecStartPre). tor.service is nixpkgs' own unit, not scored
+# step in its ExecStartPre), and the nix-bitcoin migration (which adopts
+# data only with the block files in bitcoind's datadir and Fulcrum's index
+# directly in its own). tor.service is nixpkgs' own unit, not scored
 # here. Evaluated by units.nix for the hardening table; not a host anyone
 # deploys.
 {
@@ -30,9 +32,19 @@
     bitcoind = {
       enable = true;
       rpc.users.remote-wallet = { };
+      blocksDir = null;
     };
-    fulcrum.enable = true;
-    lnd.enable = true;
+    fulcrum = {
+      enable = true;
+      dbDir = "/srv/fast/fulcrum";
+    };
+    lnd = {
+      enable = true;
+      # The secret loader's file, as without the migration (which would make
+      # its own copy of nix-bitcoin's password the default): LND's loader
+      # stays in the table.
+      walletPasswordFile = "/run/chainstead/secrets/lnd/wallet-password";
+    };
     thunderhub.enable = true;
     monerod.enable = true;
     backup = {
@@ -46,5 +58,6 @@
       names = [ "node.home.arpa" ];
     };
     monitoring.enable = true;
+    migrate.nixBitcoin.enable = true;
   };
 }
