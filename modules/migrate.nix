@@ -81,7 +81,7 @@ let
       "${bitcoind.dataDir}/${chainstead.bitcoinNetworks.${bitcoind.network}.section}";
 
   # The upgrade guards of the adopted daemons (modules/upgrade-guard.nix).
-  upgrades = top.upgrades or { enable = false; };
+  upgrades = lib.attrByPath [ "upgrades" ] { enable = false; } top;
   guarded = name: upgrades.enable && upgrades.${name}.enable;
   pushesLnd = guarded "lnd" && upgrades.lnd.pushChannelBackup;
 
