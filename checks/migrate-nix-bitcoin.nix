@@ -276,6 +276,13 @@ pkgs.testers.runNixOSTest {
 
       with subtest("LND: the same node and wallet, one channel.db, never two LNDs"):
           lnd_up()
+          machine.wait_for_unit("lnd.service")
+          # nix-bitcoin's lnd.service had stopped before chainstead's (the same
+          # unit name) started: what the 0.1 s sampler might miss, systemd's
+          # own timestamps say.
+          stopped = int(sh("systemctl show -p InactiveEnterTimestampMonotonic --value lnd.service"))
+          started = int(sh("systemctl show -p ExecMainStartTimestampMonotonic --value lnd.service"))
+          assert 0 < stopped < started, f"lnd stopped at {stopped}, started at {started}"
           assert json.loads(sh("lncli getinfo"))["identity_pubkey"] == pubkey
           machine.wait_until_succeeds(f"lncli walletbalance | jq -e '(.confirmed_balance | tonumber) == {int(balance)}'", timeout=120)
           channel_db = f"{fast}/lnd/data/graph/regtest/channel.db"
@@ -286,8 +293,11 @@ pkgs.testers.runNixOSTest {
           assert inode(f"{fast}/lnd/macaroons/admin.macaroon") == inodes["admin"]
           machine.succeed(f"test \"$(stat -c '%U %G %a' {fast}/lnd/macaroons/admin.macaroon)\" = 'lnd lnd-macaroon 640'")
           machine.wait_for_unit("chainstead-lnd-wallet-init.service")
+          # journald takes a oneshot's last lines asynchronously: wait for them.
+          machine.wait_until_succeeds(
+              "journalctl -o cat -u chainstead-lnd-wallet-init.service | grep -q 'the wallet exists'", timeout=30
+          )
           init_log = sh("journalctl -o cat -u chainstead-lnd-wallet-init.service")
-          assert "the wallet exists" in init_log, init_log
           assert "generating the seed" not in init_log and "creating the wallet" not in init_log, init_log
 
       with subtest("the seed, wallet password and TLS pair moved with it; tombstones stand"):
@@ -318,8 +328,9 @@ pkgs.testers.runNixOSTest {
           assert "nothing to migrate" in out, out
           machine.succeed("systemctl restart chainstead-migrate-nix-bitcoin.service")
           invocation = sh("systemctl show -p InvocationID --value chainstead-migrate-nix-bitcoin.service")
-          log = sh(f"journalctl -o cat _SYSTEMD_INVOCATION_ID={invocation}")
-          assert "nothing to migrate" in log, log
+          machine.wait_until_succeeds(
+              f"journalctl -o cat _SYSTEMD_INVOCATION_ID={invocation} | grep -q 'nothing to migrate'", timeout=30
+          )
           lnd_up()
           assert json.loads(sh("lncli getinfo"))["identity_pubkey"] == pubkey
           assert int(sh("bitcoin-cli getblockcount")) == blocks + 1

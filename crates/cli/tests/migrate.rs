@@ -88,7 +88,8 @@ fn everything_is_adopted_by_renames() {
             .join(format!("chain/bitcoin/{NETWORK}/{name}.macaroon"))
             .exists());
     }
-    assert_eq!(mode(&fast.join("lnd/macaroons")), 0o2750);
+    // The storage setup adds the setgid bit (its tmpfiles rule is 2750).
+    assert_eq!(mode(&fast.join("lnd/macaroons")), 0o750);
     // The TLS pair and the password copied; the seed in chainstead's form.
     assert_eq!(
         fs::read(fast.join("lnd/tls.cert")).unwrap(),
@@ -338,6 +339,38 @@ fn lnd_data_back_at_the_old_path_after_adoption_is_refused() {
         migrate::migrate(&node.request(), &env, false).unwrap_err()
     );
     assert!(err.contains("holds LND data again (graph)"), "{err}");
+}
+
+#[test]
+fn the_watchtower_comes_from_lnds_default_directory() {
+    // nix-bitcoin sets datadir but no lnddir, so a tower's data is below
+    // LND's default lnddir, the lnd user's home: /var/lib/lnd/.lnd.
+    let node = Node::new();
+    let (_p, env) = quiet();
+    let tower = node
+        .nb_lnd()
+        .join(format!(".lnd/data/watchtower/bitcoin/{NETWORK}"));
+    fs::create_dir_all(&tower).unwrap();
+    fs::write(tower.join("watchtower.db"), b"tower").unwrap();
+    let ino = node.inode(&format!(
+        "var/lib/lnd/.lnd/data/watchtower/bitcoin/{NETWORK}/watchtower.db"
+    ));
+    migrate::migrate(&node.request(), &env, false).unwrap();
+    let moved = format!("var/lib/chainstead/lnd/data/watchtower/bitcoin/{NETWORK}/watchtower.db");
+    assert_eq!(node.inode(&moved), ino);
+    assert!(!tower.exists());
+
+    // A towerdir set by hand in the datadir as well: which one is current
+    // is for the operator to say.
+    let node = Node::new();
+    for dir in [".lnd/data/watchtower", "watchtower"] {
+        fs::create_dir_all(node.nb_lnd().join(dir)).unwrap();
+    }
+    let err = format!(
+        "{:#}",
+        migrate::migrate(&node.request(), &env, false).unwrap_err()
+    );
+    assert!(err.contains("hold watchtower data"), "{err}");
 }
 
 /// A crash after any number of steps leaves a state the next run finishes,

@@ -556,10 +556,35 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
     // nix-bitcoin ran LND with datadir=<dataDir> (lnd.nix, lnd.conf), so
     // chain/ and graph/ lie directly in it; chainstead's LND, with
     // --lnddir=<dir>, keeps them in <dir>/data (lnd config.go, ValidateConfig).
-    let movable: Vec<&str> = ["chain", "graph", "watchtower"]
-        .into_iter()
-        .filter(|d| fs::symlink_metadata(from.join(d)).is_ok_and(|m| m.is_dir()))
-        .collect();
+    // The watchtower's directory is not below that datadir: nix-bitcoin sets
+    // no lnddir, so it is LND's default, $HOME/.lnd (the lnd user's home is
+    // the dataDir), and LND moves the tower directory only for a non-default
+    // lnddir (lnd config.go, ValidateConfig). `watchtower/` in the datadir is
+    // a towerdir set by hand.
+    let is_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let (by_hand, default_tower) = (from.join("watchtower"), from.join(".lnd/data/watchtower"));
+    if is_dir(&by_hand) && is_dir(&default_tower) {
+        part.problems.push(format!(
+            "both {} and {} hold watchtower data: keep the one your towerdir named, move the \
+             other aside, and run this again",
+            by_hand.display(),
+            default_tower.display()
+        ));
+        return part;
+    }
+    let tower = if is_dir(&by_hand) {
+        by_hand
+    } else {
+        default_tower
+    };
+    let movable: Vec<(&str, PathBuf)> = [
+        ("chain", from.join("chain")),
+        ("graph", from.join("graph")),
+        ("watchtower", tower),
+    ]
+    .into_iter()
+    .filter(|(_, p)| is_dir(p))
+    .collect();
 
     // Once adopted, chainstead's files are its own: a password rotated, a
     // new certificate or nix-bitcoin's leftover secrets differing from them
@@ -574,7 +599,11 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
                  nix-bitcoin generation run after the migration? Keep both LNDs stopped and \
                  compare by hand",
                 from.display(),
-                movable.join(", "),
+                movable
+                    .iter()
+                    .map(|(d, _)| *d)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 t.dir.display()
             ));
         }
@@ -627,8 +656,8 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
                 });
             }
         }
-        for d in &movable {
-            let (src, dst) = (from.join(d), data.join(d));
+        for (d, src) in &movable {
+            let (src, dst) = (src.clone(), data.join(d));
             if exists(&dst) && !is_hollow(&dst) {
                 part.problems.push(format!(
                     "{} and {} both exist: chainstead's LND has data of its own (a wallet made \
@@ -730,7 +759,11 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
     if !macaroons.is_empty() && !exists(&t.macaroon_dir) {
         part.steps.push(Step::MakeDir {
             path: t.macaroon_dir.clone(),
-            mode: 0o2750,
+            // Without the setgid bit, which a sandbox with RestrictSUIDSGID=
+            // refuses and root outside the group cannot keep: the storage
+            // setup's tmpfiles rule (2750) sets it before LND starts, and
+            // the moved macaroons get the group themselves (Chmod below).
+            mode: 0o750,
             uid: t.owner.uid,
             gid: t.macaroon_group.gid,
         });
