@@ -129,6 +129,39 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 
+    // Relative paths, every one named; and a network LND has no directory for.
+    let out = Command::new(env!("CARGO_BIN_EXE_chainstead"))
+        .args([
+            "migrate-nix-bitcoin",
+            "--network=regtest",
+            "--bitcoind-dir=var/lib/chainstead/bitcoind",
+            "--nix-bitcoin-fulcrum=/var/lib/../lib/fulcrum",
+            "--fulcrum-dir=/var/lib/chainstead/fulcrum",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--bitcoind-dir: \"var/lib/chainstead/bitcoind\" must be an absolute path"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--nix-bitcoin-fulcrum:"), "{stderr}");
+    assert!(
+        stderr.contains("bad command line") && !stderr.contains("manifest"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_chainstead"))
+        .args([
+            "migrate-nix-bitcoin",
+            "--network=testnet3",
+            "--bitcoind-dir=/tmp/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("testnet3"));
+
     // A user chainstead's configuration has not declared yet.
     let out = Command::new(env!("CARGO_BIN_EXE_chainstead"))
         .args([

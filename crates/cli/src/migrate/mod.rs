@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use chainstead_common::exit::{Exit, Misconfigured};
+use chainstead_common::manifest::{Invalid, Problems};
 
 pub use plan::{Account, DataDirTarget, LndTarget, Plan, Request, Source, Step};
 
@@ -126,8 +127,43 @@ fn group(name: &str) -> Result<Account> {
 }
 
 impl Args {
+    /// Every path absolute and without `..`: a relative one would be taken
+    /// from the working directory, `/` in a unit. All problems at once.
+    fn check_paths(&self) -> Result<()> {
+        let mut problems = Problems::new();
+        let given = [
+            ("--nix-bitcoin-bitcoind", Some(&self.nix_bitcoin_bitcoind)),
+            ("--nix-bitcoin-fulcrum", Some(&self.nix_bitcoin_fulcrum)),
+            ("--nix-bitcoin-lnd", Some(&self.nix_bitcoin_lnd)),
+            ("--nix-bitcoin-secrets", Some(&self.nix_bitcoin_secrets)),
+            ("--bitcoind-dir", self.bitcoind_dir.as_ref()),
+            ("--fulcrum-dir", self.fulcrum_dir.as_ref()),
+            ("--lnd-dir", self.lnd_dir.as_ref()),
+            ("--lnd-macaroon-dir", self.lnd_macaroon_dir.as_ref()),
+            ("--lnd-seed-file", Some(&self.lnd_seed_file)),
+            (
+                "--lnd-wallet-password-file",
+                self.lnd_wallet_password_file.as_ref(),
+            ),
+        ];
+        for (flag, path) in given {
+            if let Some(p) = path {
+                problems.absolute_path(flag, p);
+            }
+        }
+        match problems.into_result() {
+            Ok(()) => Ok(()),
+            Err(Invalid(list)) => Err(Misconfigured(anyhow::anyhow!(
+                "bad command line:\n  - {}",
+                list.join("\n  - ")
+            ))
+            .into()),
+        }
+    }
+
     /// The request, with every account resolved.
     pub fn request(&self) -> Result<Request> {
+        self.check_paths()?;
         let lnd = match &self.lnd_dir {
             Some(dir) => Some(LndTarget {
                 dir: dir.clone(),
