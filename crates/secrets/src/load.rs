@@ -291,10 +291,9 @@ fn resolve_user(name: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
     }
-    match nix::unistd::User::from_name(name) {
-        Ok(Some(u)) => Ok(u.uid.as_raw()),
-        Ok(None) => anyhow::bail!("failed to find user {name}: no such user on this host"),
-        Err(e) => Err(e).with_context(|| format!("failed to look up user {name}")),
+    match chainstead_common::accounts::user(name)? {
+        Some(u) => Ok(u.uid),
+        None => anyhow::bail!("failed to find user {name}: no such user on this host"),
     }
 }
 
@@ -302,10 +301,9 @@ fn resolve_group(name: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
     }
-    match nix::unistd::Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => anyhow::bail!("failed to find group {name}: no such group on this host"),
-        Err(e) => Err(e).with_context(|| format!("failed to look up group {name}")),
+    match chainstead_common::accounts::group(name)? {
+        Some(gid) => Ok(gid),
+        None => anyhow::bail!("failed to find group {name}: no such group on this host"),
     }
 }
 

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use chainstead_common::accounts;
 use chainstead_common::exit::{Exit, Misconfigured};
 use chainstead_common::manifest::{Invalid, Problems};
 
@@ -95,35 +96,26 @@ impl Default for Env {
 }
 
 fn user(name: &str) -> Result<Account> {
-    match nix::unistd::User::from_name(name) {
-        Ok(Some(u)) => Ok(Account {
-            name: name.to_owned(),
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-        }),
-        Ok(None) => Err(Misconfigured(anyhow::anyhow!(
+    let ids = accounts::user(name)?.ok_or_else(|| {
+        Misconfigured(anyhow::anyhow!(
             "user {name} does not exist: deploy the chainstead configuration that declares it \
              first, or name the right user"
         ))
-        .into()),
-        Err(e) => Err(e).with_context(|| format!("failed to look up user {name}")),
-    }
+    })?;
+    Ok(Account {
+        name: name.to_owned(),
+        uid: ids.uid,
+        gid: ids.gid,
+    })
 }
 
-fn group(name: &str) -> Result<Account> {
-    match nix::unistd::Group::from_name(name) {
-        Ok(Some(g)) => Ok(Account {
-            name: name.to_owned(),
-            uid: 0,
-            gid: g.gid.as_raw(),
-        }),
-        Ok(None) => Err(Misconfigured(anyhow::anyhow!(
+fn group(name: &str) -> Result<u32> {
+    Ok(accounts::group(name)?.ok_or_else(|| {
+        Misconfigured(anyhow::anyhow!(
             "group {name} does not exist: deploy the chainstead configuration that declares it \
              first, or name the right group"
         ))
-        .into()),
-        Err(e) => Err(e).with_context(|| format!("failed to look up group {name}")),
-    }
+    })?)
 }
 
 impl Args {
@@ -177,7 +169,7 @@ impl Args {
                     .clone()
                     .context("--lnd-dir needs --lnd-wallet-password-file")?,
                 owner: user(&self.lnd_user)?,
-                macaroon_group: group(&self.macaroon_group)?,
+                macaroon_gid: group(&self.macaroon_group)?,
             }),
             None => None,
         };
@@ -220,13 +212,17 @@ pub struct Outcome {
     pub applied: usize,
 }
 
+fn write_notes(out: &mut String, part: &plan::Part) {
+    for n in &part.notes {
+        let _ = writeln!(out, "{}: {n}", part.service);
+    }
+}
+
 /// The printed plan: each service's notes and steps.
 pub fn describe(plan: &Plan, verb: &str) -> String {
     let mut out = String::new();
     for part in &plan.parts {
-        for n in &part.notes {
-            let _ = writeln!(out, "{}: {n}", part.service);
-        }
+        write_notes(&mut out, part);
         for s in &part.steps {
             let _ = writeln!(out, "{}: {verb}{s}", part.service);
         }
@@ -295,9 +291,7 @@ pub fn migrate(req: &Request, env: &Env, dry_run: bool) -> Result<Outcome> {
     let mut report = String::new();
     let mut applied = 0;
     for part in &plan.parts {
-        for n in &part.notes {
-            let _ = writeln!(report, "{}: {n}", part.service);
-        }
+        write_notes(&mut report, part);
         for s in &part.steps {
             apply::step(s).with_context(|| {
                 format!(

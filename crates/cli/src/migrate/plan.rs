@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::guard;
 use super::seed;
 
-/// A user (and its primary group) or a group, resolved by name.
+/// A user and its primary group, resolved by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub name: String,
@@ -51,7 +51,8 @@ pub struct LndTarget {
     pub seed_file: PathBuf,
     pub password_file: PathBuf,
     pub owner: Account,
-    pub macaroon_group: Account,
+    /// chainstead's `lnd.group`, who may read the macaroons.
+    pub macaroon_gid: u32,
 }
 
 /// What to adopt, and where chainstead wants it.
@@ -725,16 +726,14 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
         ) else {
             // Moved by an earlier run, perhaps cut short before its mode was set.
             let wrong = fs::symlink_metadata(&to).is_ok_and(|m| {
-                m.mode() & 0o7777 != mode
-                    || m.uid() != t.owner.uid
-                    || m.gid() != t.macaroon_group.gid
+                m.mode() & 0o7777 != mode || m.uid() != t.owner.uid || m.gid() != t.macaroon_gid
             });
             if wrong && !exists(&marker) {
                 part.steps.push(Step::Chmod {
                     path: to,
                     mode,
                     uid: t.owner.uid,
-                    gid: t.macaroon_group.gid,
+                    gid: t.macaroon_gid,
                 });
             }
             continue;
@@ -765,7 +764,7 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
             // the moved macaroons get the group themselves (Chmod below).
             mode: 0o750,
             uid: t.owner.uid,
-            gid: t.macaroon_group.gid,
+            gid: t.macaroon_gid,
         });
     }
     for (after, to, mode) in macaroons {
@@ -777,7 +776,7 @@ fn lnd_part(req: &Request, t: &LndTarget) -> Part {
             path: to,
             mode,
             uid: t.owner.uid,
-            gid: t.macaroon_group.gid,
+            gid: t.macaroon_gid,
         });
     }
 

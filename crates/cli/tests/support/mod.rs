@@ -161,7 +161,7 @@ impl Node {
                 seed_file: self.fast().join("lnd-seed/seed"),
                 password_file: self.fast().join("lnd-wallet-password"),
                 owner: Self::me(),
-                macaroon_group: Self::me(),
+                macaroon_gid: Self::me().gid,
             }),
         }
     }
